@@ -37,7 +37,10 @@ from workbench import registry
 from workbench.synth._signals import COUPLINGS, block
 from workbench.synth._world import EVENT_KINDS, EVENT_SYSTEMS, FAULT_KINDS, Params, World
 
-__all__ = ["make_city", "ground_truth", "world_of", "EVENT_KINDS", "FAULT_KINDS", "EVENT_SYSTEMS", "COUPLINGS"]
+#: bump when the physics change: cached reference cities are regenerated
+SYNTH_VERSION = 1
+
+__all__ = ["SYNTH_VERSION", "make_city", "ground_truth", "world_of", "EVENT_KINDS", "FAULT_KINDS", "EVENT_SYSTEMS", "COUPLINGS"]
 
 _CHUNK_BYTES = 100e6
 
