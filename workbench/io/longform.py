@@ -9,7 +9,10 @@ header when ``mapping`` is not given:
 - ``"aot"``: Array of Things digests ``timestamp, node_id, subsystem, sensor, parameter,
   value_raw, value_hrf`` (sensor id ``node_id:sensor``, value ``value_hrf``, times UTC);
 - ``"newcastle"``: Newcastle Urban Observatory exports ``Sensor Name, Variable, Units,
-  Timestamp, Value, Flagged as Suspect Reading, Location (WKT)``.
+  Timestamp, Value, Flagged as Suspect Reading, Location (WKT)`` (suspect readings are
+  accepted and listed in :attr:`IngestReport.flagged`: flagging is perception's job);
+- ``"sensorthings-csv"``: FROST's ``$resultFormat=CSV`` (``result, phenomenonTime,
+  Datastream/id, Datastream/name``; no unit column: pass ``units=``).
 
 Streaming: CSV is read with ``pyarrow.csv.open_csv`` in blocks (``block_size`` bytes, every
 column as text) and Parquet with ``ParquetFile.iter_batches``; each block is validated and
@@ -62,6 +65,10 @@ MAPPINGS: dict[str, dict[str, Any]] = {
             "flag": "Flagged as Suspect Reading",
             "wkt": "Location (WKT)",
         },
+        "units": {},
+    },
+    "sensorthings-csv": {
+        "columns": {"sensor": "Datastream/id", "time": "phenomenonTime", "variable": "Datastream/name", "value": "result"},
         "units": {},
     },
 }

@@ -39,6 +39,7 @@ REASONS = {
     "unknown_unit": "unit unknown or not convertible to the variable's canonical unit",
     "out_of_range": "outside the registry's valid_min..valid_max after conversion",
     "duplicate_conflict": "same (sensor, time, variable) given again with a different value",
+    "no_zone": "point event without a location, at 0/0, or outside every zone (Open311)",
 }
 
 #: columns of :attr:`IngestReport.quarantined` (all strings except ``row``)
