@@ -134,8 +134,8 @@ def normalise_unit(unit: str | None) -> str:
 
 
 def pint_spelling(unit: str) -> str:
-    """Spell a unit for pint: ``m3`` becomes ``m**3``, ``m^3`` becomes ``m**3``."""
-    return re.sub(r"([A-Za-z])\^?(\d)", r"\1**\2", unit)
+    """Spell a unit for pint: ``m3`` and ``m^3`` become ``m**3``; UDUNITS ``h-1`` becomes ``h**-1``."""
+    return re.sub(r"([A-Za-z])\^?(-?\d)", r"\1**\2", unit)
 
 
 @lru_cache(maxsize=512)
