@@ -61,18 +61,18 @@ def parse_times(values: pd.Series, *, naive_tz: str = "UTC", time_format: str | 
     interval = s.str.contains(_INTERVAL, regex=True).fillna(False).astype(bool)
     if interval.any():
         s = s.where(~interval, s.str.split("/", n=1).str[0])
-    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us, UTC]")
     if time_format is not None:
         has_off = pd.Series(False, index=s.index)
         naive = pd.to_datetime(s, format=time_format, errors="coerce")
         if getattr(naive.dt, "tz", None) is not None:
-            out = naive.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+            out = naive.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
             return _bounded(out)
     else:
         has_off = s.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
         if has_off.any():
             aware = pd.to_datetime(s.where(has_off), utc=True, format="ISO8601", errors="coerce")
-            out = out.where(~has_off, aware.astype("datetime64[ns, UTC]"))
+            out = out.where(~has_off, aware.astype("datetime64[us, UTC]"))
         naive = pd.to_datetime(s.where(~has_off), format="ISO8601", errors="coerce")
         retry = naive.isna() & s.notna() & ~has_off & s.str.contains(_DATEISH, regex=True).fillna(False).astype(bool)
         if retry.any():
@@ -82,7 +82,7 @@ def parse_times(values: pd.Series, *, naive_tz: str = "UTC", time_format: str | 
     if local.any():
         loc = naive[local].dt.tz_localize(naive_tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
         out = out.copy()
-        out[local] = loc.astype("datetime64[ns, UTC]")
+        out[local] = loc.astype("datetime64[us, UTC]")
     return _bounded(out)
 
 
@@ -95,14 +95,15 @@ def _infer(s: pd.Series) -> pd.Series:
         try:
             t = pd.to_datetime(s, errors="coerce")
         except (ValueError, OverflowError, TypeError):
-            return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+            return pd.Series(pd.NaT, index=s.index, dtype="datetime64[us]")
     if getattr(t.dt, "tz", None) is not None:
         t = t.dt.tz_convert(None)
-    return t.astype("datetime64[ns]")
+    return t.astype("datetime64[us]")
 
 
 def _bounded(t: pd.Series) -> np.ndarray:
     """UTC series -> naive ``datetime64[ns]`` array, NaT outside the ns range."""
+    t = t.astype("datetime64[us, UTC]")
     t = t.where((t >= _NS_MIN) & (t <= _NS_MAX))
     return t.dt.tz_convert(None).astype("datetime64[ns]").to_numpy()
 
