@@ -38,7 +38,7 @@ from workbench.synth._signals import COUPLINGS, block
 from workbench.synth._world import EVENT_KINDS, EVENT_SYSTEMS, FAULT_KINDS, Params, World
 
 #: bump when the physics change: cached reference cities are regenerated
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2
 
 __all__ = ["SYNTH_VERSION", "make_city", "ground_truth", "world_of", "EVENT_KINDS", "FAULT_KINDS", "EVENT_SYSTEMS", "COUPLINGS"]
 
@@ -162,7 +162,8 @@ def _root_attrs(params: Params) -> dict:
         "source": "workbench.synth.make_city",
         "synth_params": params.to_json(),
         "couplings": json.dumps([list(c) for c in COUPLINGS]),
-        "history": f"{pd.Timestamp.now('UTC'):%Y-%m-%dT%H:%M:%SZ} make_city({params.to_json()})",
+        # no wall-clock time here: the same seed gives the same city, attrs included
+        "history": f"workbench.synth.make_city({params.to_json()}) [synth v{SYNTH_VERSION}]",
     }
 
 

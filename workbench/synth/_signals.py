@@ -54,9 +54,9 @@ class _Calendar:
         mod = start.hour * 60 + start.minute + minutes
         self.hod = (mod % 1440.0) / 60.0
         day = np.floor(mod / 1440.0)
-        self.dow = ((start.dayofweek + day) % 7).astype(np.int64)
+        self.dow = ((start.day_of_week + day) % 7).astype(np.int64)
         self.weekend = self.dow >= 5
-        self.doy = start.dayofyear + day + self.hod / 24.0
+        self.doy = start.day_of_year + day + self.hod / 24.0
         epoch_min = (start - pd.Timestamp("2000-01-01")) / pd.Timedelta("1min")
         self.habs = (epoch_min + minutes) / 60.0
 
@@ -238,8 +238,8 @@ def _zone_signal(world: World, system: str, variable: str, cal: _Calendar, f: di
         boost = (
             1
             + _effect(f, "water_leak", 1.0, 2.0, es)
-            + _effect(f, "power_outage", 2.0, 4.0, es)
-            + _effect(f, "network_outage", 1.0, 2.0, es)
+            + _effect(f, "power_outage", 4.0, 8.0, es)
+            + _effect(f, "network_outage", 3.0, 6.0, es)
             + _effect(f, "traffic_incident", 0.5, 1.0, es)
         )
         return day[None, :] * boost

@@ -311,11 +311,16 @@ class World:
         """(events, faults) with columns kind, system, zone, sensor, start, end, severity."""
         cols = ["kind", "system", "zone", "sensor", "start", "end", "severity"]
         rows = []
+        n_t = len(self.time)
+        edge = 60 // self.step_minutes  # traffic moves in the hour before and after a gathering
         for r in self.events.itertuples():
             lo, hi = _SEVERITY[r.kind]
             sev = self.params.event_scale * (lo + (hi - lo) * r.u)
             for system in EVENT_SYSTEMS[r.kind]:
-                rows.append((r.kind, system, self.zone_ids[r.zone_idx], "", self.time[r.t0], self.time[r.t1], sev, r.event_id))
+                t0, t1 = r.t0, r.t1
+                if r.kind == "public_gathering" and system == "transport":
+                    t0, t1 = max(0, t0 - edge), min(n_t - 1, t1 + edge)
+                rows.append((r.kind, system, self.zone_ids[r.zone_idx], "", self.time[t0], self.time[t1], sev, r.event_id))
         events = pd.DataFrame(rows, columns=[*cols, "event_id"])
         frows = []
         for f in self.faults.itertuples():
