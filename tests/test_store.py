@@ -1,0 +1,93 @@
+"""Zarr v3 and NetCDF round trips are identical; writes are atomic."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from workbench.io import read_city, write_city
+from workbench.io.store import StoreError
+
+
+def _with_flags(city: xr.DataTree) -> xr.DataTree:
+    """Add a CF flag variable, as perception would."""
+    ds = city["water"].to_dataset()
+    qc = xr.zeros_like(ds["water_flow"], dtype=np.uint8)
+    qc[0, :5] = 4
+    ds["water_flow_qc"] = qc.assign_attrs(
+        flag_masks=np.array([1, 2, 4, 8, 16, 32], dtype=np.uint8),
+        flag_meanings="missing gap flatline spike out_of_range duplicate",
+        long_name="water flow quality flags",
+    )
+    out = city.copy()
+    out["water"] = xr.DataTree(ds)
+    return out
+
+
+@pytest.mark.parametrize("name", ["city.zarr", "city.nc"])
+def test_round_trip_is_identical(small_city, tmp_path, name):
+    city = _with_flags(small_city)
+    path = write_city(city, tmp_path / name)
+    back = read_city(path)
+    assert back["energy"]["electric_load"].chunks is not None  # lazy on read
+    xr.testing.assert_identical(city.compute(), back.compute())
+    assert back["water"]["water_flow_qc"].dtype == np.uint8
+    assert back["zones"].attrs["geojson"] == city["zones"].attrs["geojson"]
+    assert back.attrs["synth_params"] == city.attrs["synth_params"]
+
+
+def test_zarr_store_is_v3_one_group_per_node(small_city, tmp_path):
+    import json
+
+    path = write_city(small_city, tmp_path / "c.zarr")
+    meta = json.loads((path / "zarr.json").read_text())
+    assert meta["zarr_format"] == 3 and meta["node_type"] == "group"
+    for node in ("energy", "water", "zones"):
+        assert json.loads((path / node / "zarr.json").read_text())["node_type"] == "group"
+
+
+def _failing_city(city: xr.DataTree) -> xr.DataTree:
+    ds = city["energy"].to_dataset()
+
+    def boom(block):
+        raise RuntimeError("disk on fire")
+
+    bad = da.map_blocks(boom, ds["electric_load"].data, dtype=float)
+    ds["electric_load"] = (("sensor", "time"), bad, ds["electric_load"].attrs)
+    out = city.copy()
+    out["energy"] = xr.DataTree(ds)
+    return out
+
+
+def test_a_crashed_write_leaves_nothing_behind(small_city, tmp_path):
+    target = tmp_path / "c.zarr"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_city(_failing_city(small_city), target)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_crashed_overwrite_keeps_the_old_store(small_city, tmp_path):
+    target = write_city(small_city, tmp_path / "c.zarr")
+    before = read_city(target)["energy"]["electric_load"].values
+    with pytest.raises(RuntimeError):
+        write_city(_failing_city(small_city), target)
+    np.testing.assert_array_equal(read_city(target)["energy"]["electric_load"].values, before)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.zarr"]
+
+
+def test_read_errors_are_one_clear_sentence(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such city store"):
+        read_city(tmp_path / "missing.zarr")
+    with pytest.raises(StoreError, match="unknown store type"):
+        read_city(tmp_path / "city.csv")
+    empty = tmp_path / "empty.zarr"
+    xr.Dataset({"x": ("a", [1, 2])}).to_zarr(empty, zarr_format=3, consolidated=False)
+    with pytest.raises(StoreError, match="holds no system node"):
+        read_city(empty)
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not a netcdf file")
+    with pytest.raises(StoreError, match="cannot be opened as a netcdf city store"):
+        read_city(junk)
