@@ -20,12 +20,16 @@ import shutil
 import uuid
 from pathlib import Path
 
+import dask
 import xarray as xr
 
 from workbench import registry
-from workbench._progress import progress as _progress
+from workbench._options import scheduler_context
 
 __all__ = ["write_city", "read_city", "store_format", "StoreError"]
+
+#: retries of each chunk-write task on a dask.distributed cluster
+IO_RETRIES = 2
 
 _ZARR = (".zarr",)
 _NETCDF = (".nc", ".nc4", ".netcdf", ".h5")
@@ -54,21 +58,27 @@ def _retry_io(fn, *, tries: int = 3):
                 raise
 
 
-def write_city(city: xr.DataTree, path: str | os.PathLike, *, progress: bool = False) -> Path:
+def write_city(city: xr.DataTree, path: str | os.PathLike, *, progress: bool | None = None) -> Path:
     """Write ``city`` to ``path`` (Zarr v3 for ``.zarr``, NetCDF4 for ``.nc``), atomically.
 
-    Computes the lazy data chunk by chunk (one boundary: this is a sink). Returns the path.
+    Computes the lazy data chunk by chunk (one boundary: this is a sink) on the scheduler
+    chosen by ``workbench.set_options(scheduler=...)`` (or an enclosing
+    ``scheduler_context``). ``progress=None`` follows the ``progress`` option. Returns the path.
     """
     path = Path(path)
     fmt = store_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        with _progress(f"writing {path.name}", enabled=progress):
+        with scheduler_context(progress=progress, desc=f"writing {path.name}"):
             if fmt == "zarr":
-                # boundary: a sink; zarr keeps the dask chunks. Consolidated metadata is not
-                # part of the Zarr v3 spec, so the store does without it.
-                city.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+                # Consolidated metadata is not part of the Zarr v3 spec, so the store does
+                # without it. The chunk writes are I/O tasks: on a cluster they get `retries`
+                # (a flaky disk or a lost worker costs a retry, not the run).
+                with dask.annotate(retries=IO_RETRIES):
+                    pending = city.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, compute=False)
+                # boundary: a sink; zarr keeps the dask chunks. Runs on the current scheduler.
+                dask.compute(pending)
             else:
                 city.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
         old = None
