@@ -7,7 +7,7 @@ Formats and how they are detected (``format=`` overrides):
 ``sensorthings`` ``http(s)://`` URLs; JSON with ``@iot.`` keys, ``Datastreams``,
                ``dataArray`` or ``Observations/`` (:mod:`.sensorthings`)
 ``ngsi-ld``    ``.jsonld``; JSON with ``urn:ngsi-ld``, ``"Property"``, ``@context``
-               or ``subscriptionId`` (:mod:`.ngsild`)
+               ``subscriptionId``, ``metadata``, or ``id`` + ``type`` (:mod:`.ngsild`)
 ``cf-netcdf``  ``.nc``, ``.nc4``, ``.cdf``, ``.cdl`` (:mod:`.cfnetcdf`)
 ``open311``    ``.xml``; JSON with ``service_request_id`` (:mod:`.open311`)
 ============== ====================================================================
@@ -57,7 +57,8 @@ def detect_format(source: str | Path) -> str:
         return "open311"
     if "@iot." in head or '"Datastreams"' in head or '"dataArray"' in head or '"Observations/' in head:
         return "sensorthings"
-    if "urn:ngsi-ld" in head or '"Property"' in head or "@context" in head or "subscriptionId" in head:
+    ngsi_v2 = '"metadata"' in head or ('"id"' in head and '"type"' in head)
+    if "urn:ngsi-ld" in head or '"Property"' in head or "@context" in head or "subscriptionId" in head or ngsi_v2:
         return "ngsi-ld"
     if head.lstrip().startswith(("{", "[")):
         raise ReadError(f"{path}: JSON, but neither SensorThings, NGSI-LD nor Open311 could be recognised; pass format=.")
