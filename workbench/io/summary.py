@@ -12,6 +12,17 @@ from workbench import registry
 __all__ = ["summarise"]
 
 
+def _step(time: pd.DatetimeIndex | None) -> str | None:
+    """The sampling step, when the time axis is regular (e.g. ``'15min'``)."""
+    if time is None or len(time) < 2:
+        return None
+    steps = np.unique(np.diff(time.asi8[: 10_000]))
+    if len(steps) != 1:
+        return None
+    minutes = pd.Timedelta(int(steps[0]), unit="ns") / pd.Timedelta("1min")
+    return f"{minutes:g}min"
+
+
 def summarise(city: xr.DataTree) -> dict:
     """Systems, sensors, variables, time span and completeness of ``city``.
 
@@ -30,7 +41,7 @@ def summarise(city: xr.DataTree) -> dict:
             "zones": int(len(np.unique(ds["zone"].to_numpy()))) if "zone" in ds.coords else 0,  # boundary: small coord
             "start": str(time[0]) if time is not None and len(time) else None,
             "end": str(time[-1]) if time is not None and len(time) else None,
-            "freq": (pd.infer_freq(time[:50]) if time is not None and len(time) > 2 else None),
+            "freq": _step(time),
             "variables": {},
         }
         for var in ds.data_vars:
