@@ -224,10 +224,9 @@ class Collector:
 
         ok = (reason == None)  # noqa: E711
         if ok.any():
-            vmin = var.map(lambda x: registry.variable(x)["valid_min"] if isinstance(x, str) else np.nan)
-            vmax = var.map(lambda x: registry.variable(x)["valid_max"] if isinstance(x, str) else np.nan)
-            vmin = vmin.astype("float64").to_numpy()
-            vmax = vmax.astype("float64").to_numpy()
+            known = [x for x in names.values() if x]
+            vmin = var.map({x: float(registry.variable(x)["valid_min"]) for x in known}).astype("float64").to_numpy(na_value=np.nan)
+            vmax = var.map({x: float(registry.variable(x)["valid_max"]) for x in known}).astype("float64").to_numpy(na_value=np.nan)
             out = ok & ((canon < vmin) | (canon > vmax))
             reason[out] = "out_of_range"
             detail[out] = [f"{c:.6g} outside [{lo:g}, {hi:g}]" for c, lo, hi in zip(canon[out], vmin[out], vmax[out])]
@@ -376,7 +375,7 @@ def assemble(acc: pd.DataFrame, *, history: str = "") -> xr.DataTree:
     """Accepted, de-duplicated rows (canonical units) -> one ``(sensor, time)`` node per system."""
     nodes: dict[str, xr.Dataset] = {}
     if len(acc):
-        acc = acc.assign(system=acc["variable"].map(registry.system_of))
+        acc = acc.assign(system=acc["variable"].map({v: registry.system_of(v) for v in acc["variable"].unique()}))
     for system in registry.SYSTEMS:
         sub = acc[acc["system"] == system] if len(acc) else acc
         if not len(sub):
