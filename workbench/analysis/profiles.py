@@ -1,0 +1,183 @@
+"""Profiles (diurnal, weekly, seasonal) and anomalies from them.
+
+A profile is a statistic of a series grouped by a calendar key of its time axis — the
+hour of day, the time of day (one slot per sampling step), the day of week, the hour of
+week or the month — optionally split into weekdays and weekends. It is computed with
+flox (``xarray_reduce``), lazily, for every non-time dimension at once (sensor or zone).
+
+Examples
+--------
+>>> from workbench.synth import make_city
+>>> from workbench.analysis import profile, deseasonalize
+>>> load = make_city(zones=4, sensors_per_system=8, days=14)["energy"]["electric_load"]
+>>> p = profile(load, by="hour", daytype=True)
+>>> dict(p.sizes)
+{'sensor': 8, 'daytype': 2, 'hour': 24}
+>>> anomaly = deseasonalize(load)
+>>> anomaly.attrs["units"]
+'kW'
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flox.xarray
+import numpy as np
+import xarray as xr
+
+from workbench.analysis._common import (
+    DAYTYPES, calendar_key, data_vars, daytype_key, history, valid_mask, var_attrs,
+)
+
+__all__ = ["profile", "deseasonalize"]
+
+_STATS = {"mean": "nanmean", "median": "nanmedian", "max": "nanmax", "min": "nanmin", "std": "nanstd"}
+_LONG = {
+    "hour": "diurnal profile (hour of day)",
+    "timeofday": "diurnal profile (time of day)",
+    "dayofweek": "weekly profile (day of week)",
+    "hourofweek": "weekly profile (hour of week)",
+    "month": "seasonal profile (month)",
+}
+
+
+def _profile_da(da: xr.DataArray, name: str, by: str, stat, daytype: bool) -> xr.DataArray:
+    key, groups = calendar_key(da, by)
+    keys, expected = [key], [groups]
+    if daytype:
+        keys.insert(0, daytype_key(da))
+        expected.insert(0, DAYTYPES)
+    kwargs = {}
+    if isinstance(stat, str):
+        if stat not in _STATS:
+            raise ValueError(f"stat must be one of {', '.join(_STATS)} or quantiles in [0, 1]; got {stat!r}.")
+        func, label = _STATS[stat], stat
+    else:
+        q = [float(x) for x in np.atleast_1d(stat)]
+        if not all(0.0 <= x <= 1.0 for x in q):
+            raise ValueError(f"quantiles must lie in [0, 1]; got {q}.")
+        func, label = "nanquantile", f"quantiles {q}"
+        kwargs["q"] = q if np.ndim(stat) else q[0]
+    out = flox.xarray.xarray_reduce(
+        da.drop_vars([c for c in da.coords if c not in da.dims and "time" in da[c].dims]),
+        *keys, func=func, expected_groups=tuple(expected), **kwargs,
+    )
+    attrs = var_attrs(name, da)
+    attrs["long_name"] = f"{label} {_LONG[by]} of {attrs.get('long_name', name)}"
+    attrs["cell_methods"] = f"time: {stat if isinstance(stat, str) else 'quantile'} within {by}"
+    out.attrs = history(attrs, f"profile({name!r}, by={by!r}, stat={stat!r}, daytype={daytype})")
+    out.name = da.name
+    return out
+
+
+def profile(
+    obj: xr.DataArray | xr.Dataset,
+    *,
+    by: str = "hour",
+    stat: str | float | Sequence[float] = "mean",
+    daytype: bool = False,
+) -> xr.DataArray | xr.Dataset:
+    """Profile of a series by a calendar key.
+
+    Parameters
+    ----------
+    obj
+        DataArray or Dataset with a ``time`` dimension (any other dims are kept). For a
+        Dataset, every variable along time is profiled; ``<var>_qc`` flags are honoured
+        (flagged readings are left out) and then dropped.
+    by
+        ``"hour"`` (0–23), ``"timeofday"`` (one slot per sampling step, in hours),
+        ``"dayofweek"`` (0 = Monday), ``"hourofweek"`` (0–167) or ``"month"`` (1–12).
+    stat
+        ``"mean"``, ``"median"``, ``"min"``, ``"max"``, ``"std"``, or one quantile / a list
+        of quantiles in [0, 1] (a ``quantile`` dimension is added for a list). Missing
+        readings are skipped.
+    daytype
+        Split weekdays from weekends (a leading ``daytype`` dimension).
+
+    Returns
+    -------
+    Same type as ``obj``: ``time`` replaced by the ``by`` dimension (and ``daytype``).
+    Lazy when the input is.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> t = pd.date_range("2026-01-05", periods=48, freq="h")
+    >>> da = xr.DataArray(np.tile(np.arange(24.0), 2), dims="time", coords={"time": t}, attrs={"units": "kW"})
+    >>> float(profile(da, by="hour").sel(hour=5))
+    5.0
+    """
+    if isinstance(obj, xr.DataArray):
+        return _profile_da(obj, str(obj.name or "value"), by, stat, daytype)
+    out = {}
+    for name in data_vars(obj):
+        da = obj[name].where(valid_mask(obj, name)) if f"{name}_qc" in obj else obj[name]
+        out[name] = _profile_da(da, name, by, stat, daytype)
+    return xr.Dataset(out, attrs=history(dict(obj.attrs), f"profile(by={by!r}, stat={stat!r}, daytype={daytype})"))
+
+
+def _deseason_da(da: xr.DataArray, name: str, by: str, daytype: bool, kind: str) -> xr.DataArray:
+    prof = _profile_da(da, name, by, "mean", daytype)
+    key, groups = calendar_key(da, by)
+    pos = xr.DataArray(np.searchsorted(groups, key.values), dims="time")
+    idx = {by: pos}
+    if daytype:
+        idx["daytype"] = xr.DataArray((daytype_key(da).values == "weekend").astype(int), dims="time")
+    expected = prof.isel(idx).drop_vars([by, "daytype"], errors="ignore").assign_coords(time=da["time"])
+    attrs = var_attrs(name, da)
+    if kind == "additive":
+        out = da - expected
+        attrs["long_name"] = f"anomaly of {attrs.get('long_name', name)} from its {_LONG[by]}"
+    elif kind == "ratio":
+        out = da / expected.where(expected != 0)
+        attrs["long_name"] = f"ratio of {attrs.get('long_name', name)} to its {_LONG[by]}"
+        attrs["units"] = "1"
+    else:
+        raise ValueError(f"kind must be 'additive' or 'ratio'; got {kind!r}.")
+    attrs.pop("cell_methods", None)
+    out.attrs = history(attrs, f"deseasonalize({name!r}, by={by!r}, daytype={daytype}, kind={kind!r})")
+    out.name = da.name
+    return out.transpose(*da.dims)
+
+
+def deseasonalize(
+    obj: xr.DataArray | xr.Dataset,
+    *,
+    by: str = "timeofday",
+    daytype: bool = True,
+    kind: str = "additive",
+) -> xr.DataArray | xr.Dataset:
+    """Anomaly of a series from its own mean profile.
+
+    Parameters
+    ----------
+    obj
+        DataArray or Dataset with a ``time`` dimension.
+    by, daytype
+        The profile removed (see :func:`profile`); the default removes the mean of each
+        time-of-day slot, separately for weekdays and weekends.
+    kind
+        ``"additive"`` (value − profile, same units) or ``"ratio"`` (value / profile,
+        dimensionless).
+
+    Returns
+    -------
+    Same type and dims as ``obj``; lazy when the input is.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> t = pd.date_range("2026-01-05", periods=48, freq="h")
+    >>> da = xr.DataArray(np.tile(np.arange(24.0), 2), dims="time", coords={"time": t}, attrs={"units": "kW"})
+    >>> float(abs(deseasonalize(da, by="hour", daytype=False)).max())
+    0.0
+    """
+    if isinstance(obj, xr.DataArray):
+        return _deseason_da(obj, str(obj.name or "value"), by, daytype, kind)
+    out = {}
+    for name in data_vars(obj):
+        da = obj[name].where(valid_mask(obj, name)) if f"{name}_qc" in obj else obj[name]
+        out[name] = _deseason_da(da, name, by, daytype, kind)
+    return xr.Dataset(out, coords=obj.coords, attrs=history(dict(obj.attrs), f"deseasonalize(by={by!r}, daytype={daytype}, kind={kind!r})"))
