@@ -1,0 +1,55 @@
+"""Data the apps draw, cached once per server process with :func:`panel.cache`.
+
+Every session of every served notebook shares these: a city is opened and loaded into
+memory once, and the per-(dataset, system, variable) frames are reduced once, so an extra
+session costs only its own plots (PERFORMANCE.md pitfall 12: loading per session cost
+141 MB each; cached, ~1 MB).
+
+Examples
+--------
+>>> from workbench.apps import data
+>>> city = data.city("reference")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import panel as pn
+import pandas as pd
+import xarray as xr
+
+from workbench.apps import _data
+from workbench.io.catalog import load_catalog, open_city
+
+__all__ = ["city", "city_names", "zone_frame", "sensor_matrix", "zone_labels"]
+
+
+def city_names() -> dict[str, str]:
+    """``{name: description}`` of the catalogued datasets the apps can open (raw feeds left out)."""
+    return {k: v.get("description", "") for k, v in load_catalog().items() if v.get("kind") != "feed"}
+
+
+@pn.cache(max_items=4)
+def city(name: str = "reference") -> xr.DataTree:
+    """The catalogued city ``name``, opened and loaded into memory once per process."""
+    tree = open_city(name)
+    return tree.load()  # boundary: the app's working copy, shared by every session
+
+
+@pn.cache(max_items=64)
+def zone_frame(name: str, system: str, var: str) -> pd.DataFrame:
+    """Per-zone series (time × zone) of one variable over the whole period."""
+    return _data.zone_frame(city(name), system, var)
+
+
+@pn.cache(max_items=32)
+def sensor_matrix(name: str, system: str, var: str) -> xr.DataArray:
+    """The sensor × time matrix of one variable over the whole period (sorted by zone)."""
+    return _data.sensor_matrix(city(name), system, var)
+
+
+@pn.cache(max_items=8)
+def zone_labels(name: str) -> dict[str, str]:
+    """``{"Z01 · Old Town": "Z01", ...}`` preceded by ``{"All zones": "all"}``."""
+    zt = _data.zone_table(city(name))
+    names = zt["zone_name"] if "zone_name" in zt else zt["zone"]
+    return {"All zones": _data.ALL, **{f"{z} · {n}": z for z, n in zip(zt["zone"], names)}}
