@@ -297,7 +297,10 @@ def scheduler_context(
                 stack.enter_context(_progress(desc))
         else:
             target = get_client(resolved) if isinstance(resolved, str) else resolved
-            stack.enter_context(dask.config.set(scheduler=target))
+            # as_current() puts the string "dask.distributed" in the dask config, never the
+            # Client itself: a nanny in this process pickles the config when it restarts a
+            # worker, and a Client does not pickle.
+            stack.enter_context(target.as_current())
             if show:
                 link = getattr(target, "dashboard_link", None)
                 print(f"{desc}: on {target.scheduler.address}" + (f", dashboard {link}" if link else ""),
