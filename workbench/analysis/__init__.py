@@ -8,5 +8,7 @@ writes ``units``, ``long_name`` and a ``history`` line on its outputs. See
 from workbench.analysis.profiles import deseasonalize, profile
 from workbench.analysis.zones import to_zones
 from workbench.analysis.lags import lag_matrix, lagged_correlation
+from workbench.analysis.forecast import backtest, forecast
+from workbench.analysis.kpis import kpi_status, kpis, load_kpis
 
-__all__ = ["profile", "deseasonalize", "to_zones", "lagged_correlation", "lag_matrix"]
+__all__ = ["profile", "deseasonalize", "to_zones", "lagged_correlation", "lag_matrix", "forecast", "backtest", "kpis", "kpi_status", "load_kpis"]

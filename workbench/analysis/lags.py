@@ -40,7 +40,7 @@ __all__ = ["lagged_correlation", "lag_matrix", "ccf_numpy"]
 #: |r| / null sd above which a correlation is called significant. Tuned on seeds 100–109:
 #: the largest null z seen between independent series (other seeds, day-shuffled days) was
 #: below this, the weakest true coupling well above it (docs/analysis.md).
-Z_SIGNIFICANT = 4.0
+Z_SIGNIFICANT = 3.5
 
 
 def _nfft(n: int) -> int:

@@ -30,7 +30,7 @@ from workbench.analysis._common import (
     DAYTYPES, calendar_key, data_vars, daytype_key, history, valid_mask, var_attrs,
 )
 
-__all__ = ["profile", "deseasonalize"]
+__all__ = ["profile", "deseasonalize", "expand_profile"]
 
 _STATS = {"mean": "nanmean", "median": "nanmedian", "max": "nanmax", "min": "nanmin", "std": "nanstd"}
 _LONG = {
@@ -118,14 +118,19 @@ def profile(
     return xr.Dataset(out, attrs=history(dict(obj.attrs), f"profile(by={by!r}, stat={stat!r}, daytype={daytype})"))
 
 
-def _deseason_da(da: xr.DataArray, name: str, by: str, daytype: bool, kind: str) -> xr.DataArray:
-    prof = _profile_da(da, name, by, "mean", daytype)
-    key, groups = calendar_key(da, by)
+def expand_profile(prof: xr.DataArray, like: xr.DataArray, *, by: str, daytype: bool) -> xr.DataArray:
+    """The profile's value at each time of ``like`` (lazy): the expected series."""
+    key, groups = calendar_key(like, by)
     pos = xr.DataArray(np.searchsorted(groups, key.values), dims="time")
     idx = {by: pos}
     if daytype:
-        idx["daytype"] = xr.DataArray((daytype_key(da).values == "weekend").astype(int), dims="time")
-    expected = prof.isel(idx).drop_vars([by, "daytype"], errors="ignore").assign_coords(time=da["time"])
+        idx["daytype"] = xr.DataArray((daytype_key(like).values == "weekend").astype(int), dims="time")
+    return prof.isel(idx).drop_vars([by, "daytype"], errors="ignore").assign_coords(time=like["time"])
+
+
+def _deseason_da(da: xr.DataArray, name: str, by: str, daytype: bool, kind: str) -> xr.DataArray:
+    prof = _profile_da(da, name, by, "mean", daytype)
+    expected = expand_profile(prof, da, by=by, daytype=daytype)
     attrs = var_attrs(name, da)
     if kind == "additive":
         out = da - expected
