@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import yaml
 
 from workbench import registry
 
-__all__ = ["ALERT_COLUMNS", "DOMAINS", "load_rules", "respond"]
+__all__ = ["ALERT_COLUMNS", "DOMAINS", "RuleError", "load_rules", "respond"]
 
 DOMAINS = ("public_safety", "environment", "urban_services", "livelihood", "industry_commerce")
 ALERT_COLUMNS = [
@@ -177,8 +178,13 @@ def _state_holds(c, zone, start, end, state, quantiles) -> tuple[bool, float]:
     q = float(c["state"]["above_quantile"])
     key = (var, q)
     if key not in quantiles:
-        # boundary: a per-zone quantile over the record, a zone-length vector
-        quantiles[key] = state[var].quantile(q, dim="time", skipna=True).compute().to_series()
+        # boundary: a per-zone quantile over the record, a zone-length vector (numpy's
+        # nanquantile: xarray's may JIT-compile a numbagg kernel, slow on first use)
+        arr = state[var].transpose("zone", "time").compute()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            qv = np.nanquantile(arr.to_numpy(), q, axis=1)
+        quantiles[key] = pd.Series(qv, index=[str(z) for z in arr["zone"].to_numpy()])
     win = state[var].sel(zone=zone, time=slice(start, end))
     if win.sizes.get("time", 0) == 0:
         return False, np.nan

@@ -1,0 +1,300 @@
+"""One pipeline: city → state, index, incidents, alerts, with provenance.
+
+:func:`run` is ``workbench.run``; :meth:`Result.write` is what ``workbench run STORE --out
+DIR`` writes:
+
+=========================  ==========================================================
+``state.zarr``             the city state (``/state``) and index (``/index``), Zarr v3
+``tables/*.parquet|csv``   incidents, alerts, index summary per zone
+``alerts/cap/<id>.xml``    one OASIS CAP 1.2 document per alert
+``alerts/alerts.sdm.json`` Smart Data Models ``Alert`` entities
+``report.html``            a self-contained report (inline plots, no network needed)
+``provenance.json``        input path and hash, parameters, package versions
+``manifest.json``          every output with its sha256, and the provenance
+=========================  ==========================================================
+
+Every output names its provenance: the Zarr store and Parquet files carry it as metadata,
+each CAP document in ``<note>``, each SDM entity in ``data.provenance`` (run id and input
+hash), the report in its last section, and CSVs through ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from workbench.integration.incidents import detect_incidents
+from workbench.integration.index import city_index
+from workbench.integration.rules import load_rules, respond
+from workbench.integration.state import city_state
+
+__all__ = ["Result", "run", "provenance_of", "input_hash"]
+
+_PACKAGES = ("workbench", "numpy", "pandas", "xarray", "dask", "distributed", "zarr", "flox", "scipy", "pyarrow", "lxml")
+
+
+def input_hash(path: str | os.PathLike) -> str:
+    """sha256 over a store: a file's bytes, or for a directory store every metadata file
+    (``zarr.json``, ``.zarray``, ``.zattrs``, ``.zgroup``) by relative path, plus the sizes
+    of chunk files (hashing every chunk of a large store would cost a full read)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_file():
+        with p.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        rel = f.relative_to(p).as_posix()
+        h.update(rel.encode())
+        if f.name in ("zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"):
+            h.update(f.read_bytes())
+        else:
+            h.update(str(f.stat().st_size).encode())
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def provenance_of(city: xr.DataTree, *, source: str | os.PathLike | None, params: dict[str, Any]) -> dict[str, Any]:
+    """Where a run came from: input (path and hash), parameters, package versions."""
+    if source is not None and Path(source).exists():
+        inp = {"path": str(Path(source).resolve()), "sha256": input_hash(source), "hash_of": "store metadata and chunk sizes"}
+    else:
+        text = json.dumps({k: str(v) for k, v in city.attrs.items() if k != "history"}, sort_keys=True)
+        inp = {"path": str(source) if source else "<in memory>", "sha256": hashlib.sha256(text.encode()).hexdigest(),
+               "hash_of": "root attributes (synth_params for a reference city)"}
+    return {
+        "run_id": uuid.uuid4().hex[:12],
+        "created": f"{pd.Timestamp.now('UTC'):%Y-%m-%dT%H:%M:%SZ}",
+        "input": inp,
+        "parameters": params,
+        "versions": _versions(),
+        "command": " ".join(sys.argv[:1] + sys.argv[1:]) if sys.argv else "",
+    }
+
+
+@dataclass
+class Result:
+    """What :func:`run` returns: the four products and where they came from."""
+
+    state: xr.Dataset
+    index: xr.Dataset
+    incidents: pd.DataFrame
+    alerts: pd.DataFrame
+    provenance: dict[str, Any]
+    geojson: str = ""
+    zone_names: dict[str, str] = field(default_factory=dict)
+
+    def index_summary(self) -> pd.DataFrame:
+        """Per zone: mean and lowest index, when, and the indicator that cost most then."""
+        ix = self.index
+        rows = []
+        for z in ix["zone"].to_numpy():
+            s = ix["index"].sel(zone=z).to_series()
+            if s.notna().any():
+                t = s.idxmin()
+                pl = ix["points_lost"].sel(zone=z, time=t).to_series()
+                worst = str(pl.idxmax()) if pl.notna().any() else ""
+            else:
+                t, worst = pd.NaT, ""
+            rows.append({"zone": str(z), "zone_name": self.zone_names.get(str(z), ""), "index_mean": float(s.mean()),
+                         "index_min": float(s.min()), "index_min_time": t, "worst_indicator": worst,
+                         "incidents": int((self.incidents["zone"] == z).sum()), "alerts": int((self.alerts["zone"] == z).sum())})
+        return pd.DataFrame(rows)
+
+    def write(self, out_dir: str | os.PathLike, *, progress: bool | None = None) -> dict[str, Path]:
+        """Write every output into ``out_dir`` (see the module table); returns their paths."""
+        from workbench.integration.alerts import to_cap, write_alerts
+        from workbench.integration.report import write_report
+        from workbench.io import write_city
+
+        out = Path(out_dir)
+        (out / "tables").mkdir(parents=True, exist_ok=True)
+        prov = self.provenance
+        prov_text = json.dumps(prov, sort_keys=True)
+        paths: dict[str, Path] = {}
+        tree = xr.DataTree.from_dict({
+            "/": xr.Dataset(attrs={"title": "workbench run", "provenance": prov_text}),
+            "/state": _zarr_safe(self.state),
+            "/index": _zarr_safe(self.index),
+        })
+        paths["state"] = write_city(tree, out / "state.zarr", progress=progress)
+        tables = {"incidents": self.incidents, "alerts": self.alerts, "index_summary": self.index_summary()}
+        for name, df in tables.items():
+            paths[f"{name}.parquet"] = _write_parquet(df, out / "tables" / f"{name}.parquet", prov_text)
+            paths[f"{name}.csv"] = out / "tables" / f"{name}.csv"
+            df.to_csv(paths[f"{name}.csv"], index=False)
+        alerts = self.alerts
+        written = write_alerts(alerts, out / "alerts", geojson=self.geojson, zone_names=self.zone_names)
+        # provenance into each CAP document's <note> and each SDM entity's data
+        note = f"workbench run {prov['run_id']}; input {prov['input']['path']} sha256 {prov['input']['sha256']}"
+        for ident, xml in to_cap(alerts, geojson=self.geojson, zone_names=self.zone_names):
+            (written["cap"] / f"{ident}.xml").write_bytes(_cap_with_note(xml, note))
+        sdm = json.loads(written["sdm"].read_text(encoding="utf-8"))
+        for ent in sdm:
+            ent["data"]["provenance"] = {"runId": prov["run_id"], "inputSha256": prov["input"]["sha256"]}
+        written["sdm"].write_text(json.dumps(sdm, indent=1), encoding="utf-8")
+        paths["cap"], paths["sdm"] = written["cap"], written["sdm"]
+        paths["report"] = write_report(self, out / "report.html")
+        paths["provenance"] = out / "provenance.json"
+        paths["provenance"].write_text(json.dumps(prov, indent=1, sort_keys=True), encoding="utf-8")
+        files = sorted(q for q in out.rglob("*") if q.is_file() and q.name != "manifest.json" and "state.zarr" not in q.parts)
+        manifest = {"provenance": prov, "outputs": {q.relative_to(out).as_posix(): input_hash(q) for q in files}}
+        manifest["outputs"]["state.zarr/"] = input_hash(out / "state.zarr")
+        paths["manifest"] = out / "manifest.json"
+        paths["manifest"].write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        return paths
+
+
+def _zarr_safe(ds: xr.Dataset) -> xr.Dataset:
+    """Object (string) coordinates as variable-length str, attrs as Zarr-safe scalars."""
+    ds = ds.copy()
+    for name, var in ds.variables.items():
+        if var.dtype == object:
+            ds[name] = var.astype(str)
+        for k, v in list(var.attrs.items()):
+            if isinstance(v, (list, tuple)):
+                ds[name].attrs[k] = json.dumps(list(v))
+    return ds
+
+
+def _write_parquet(df: pd.DataFrame, path: Path, prov_text: str) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"workbench.provenance"] = prov_text.encode()
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    return path
+
+
+def _cap_with_note(xml: bytes, note: str) -> bytes:
+    from lxml import etree
+
+    from workbench.integration.alerts import CAP_NS
+
+    root = etree.fromstring(xml)
+    # <note> goes after <restriction>/<addresses>/<code> and before <references>/<info>
+    el = etree.Element(f"{{{CAP_NS}}}note")
+    el.text = note
+    info = root.find(f"{{{CAP_NS}}}info")
+    if info is not None:
+        info.addprevious(el)
+    else:
+        root.append(el)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _open(city: xr.DataTree | str | os.PathLike) -> tuple[xr.DataTree, str | None]:
+    if isinstance(city, xr.DataTree):
+        return city, None
+    p = Path(city)
+    if p.exists():
+        from workbench.io import read_city
+
+        return read_city(p), str(p)
+    from workbench.io import open_city
+
+    return open_city(str(city)), str(city)
+
+
+def _anomalies(city: xr.DataTree) -> pd.DataFrame | None:
+    """Per-sensor anomalies from perception, when that stage provides them."""
+    try:
+        from workbench.perception import detect_anomalies
+    except ImportError:
+        return None
+    frames = []
+    for system in (s for s in city.children if s != "zones"):
+        frames.append(detect_anomalies(city[system].to_dataset()))
+    frames = [f for f in frames if f is not None and len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def run(
+    city: xr.DataTree | str | os.PathLike,
+    *,
+    freq: str = "1h",
+    rules: str | os.PathLike | list | dict | None = None,
+    anomalies: pd.DataFrame | bool | None = None,
+    scheduler: Any = None,
+    progress: bool | None = None,
+) -> Result:
+    """Run the integration loop: state, index, incidents, alerts, and provenance.
+
+    Parameters
+    ----------
+    city
+        A city (``xarray.DataTree``), a store path (``.zarr`` / ``.nc``) or a catalog name.
+    freq
+        Interval of the city state and index (incidents are found at the city's own
+        resolution).
+    rules
+        Response rules (file, parsed, or None for ``registry/rules.yml``).
+    anomalies
+        Per-sensor anomalies to fuse as evidence; ``None`` asks perception
+        (``workbench.perception.detect_anomalies``) when it is available, ``False`` skips.
+    scheduler
+        Where dask runs (``workbench.set_options`` values: ``"threads"``, an address, a
+        Client); default: the ``scheduler`` option.
+    progress
+        Show a progress bar (default: the ``progress`` option).
+
+    Returns
+    -------
+    Result
+        ``state``, ``index`` (in memory: zones × ``freq`` steps), ``incidents``, ``alerts``,
+        ``provenance``; ``Result.write(dir)`` writes them all.
+
+    Examples
+    --------
+    >>> import workbench
+    >>> from workbench.synth import make_city
+    >>> res = workbench.run(make_city(zones=4, sensors_per_system=12, days=7, seed=3), anomalies=False)
+    >>> sorted(res.provenance)
+    ['command', 'counts', 'created', 'input', 'parameters', 'run_id', 'versions']
+    """
+    from workbench._options import scheduler_context
+
+    tree, source = _open(city)
+    items = load_rules(rules)
+    params = {"freq": freq, "rules": str(rules) if isinstance(rules, (str, os.PathLike)) else ("registry/rules.yml" if rules is None else "<given>"),
+              "n_rules": len(items), "anomalies": "given" if isinstance(anomalies, pd.DataFrame) else ("none" if anomalies is False else "perception")}
+    with scheduler_context(scheduler, progress=progress, desc="workbench run"):
+        state = city_state(tree, freq=freq)
+        index = city_index(state)
+        # boundary: the state and index are small (zones × freq steps) and feed every sink
+        state, index = xr.Dataset.compute(state), xr.Dataset.compute(index)
+        an = anomalies if isinstance(anomalies, pd.DataFrame) else (None if anomalies is False else _anomalies(tree))
+        incidents = detect_incidents(tree, anomalies=an)
+        alerts = respond(state, incidents, rules=items, index=index)
+    zones = tree["zones"].to_dataset() if "zones" in tree.children else None
+    geojson = zones.attrs.get("geojson", "") if zones is not None else ""
+    names = dict(zip(map(str, zones["zone"].to_numpy()), map(str, zones["zone_name"].to_numpy()))) if zones is not None and "zone_name" in zones else {}
+    prov = provenance_of(tree, source=source, params=params)
+    prov["counts"] = {"zones": int(state.sizes["zone"]), "steps": int(state.sizes["time"]),
+                      "incidents": int(len(incidents)), "alerts": int(len(alerts))}
+    state.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    index.attrs["provenance"] = state.attrs["provenance"]
+    return Result(state=state, index=index, incidents=incidents, alerts=alerts, provenance=prov, geojson=geojson, zone_names=names)
