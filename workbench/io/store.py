@@ -129,4 +129,18 @@ def read_city(path: str | os.PathLike, *, chunks: dict | str | None = "store") -
         ds = tree[name]
         if ds.data_vars and ("sensor" not in ds.dims or "time" not in ds.dims):
             raise StoreError(f"{path}: node /{name} lacks the dims (sensor, time).")
+    return _load_small_coords(tree)
+
+
+def _load_small_coords(tree: xr.DataTree) -> xr.DataTree:
+    """Load the 1-D coordinates (``lat``, ``lon``, ``zone`` along ``sensor``…) into memory.
+
+    They are small (one value per sensor or zone) and grouping by a lazy coordinate fails
+    ("pass labels to UniqueGrouper", PERFORMANCE.md pitfall 4); the data stay lazy.
+    """
+    for node in tree.subtree:
+        lazy = [name for name, c in node.coords.items() if c.ndim == 1 and name not in node.dims and c.chunks is not None]
+        if lazy:
+            # boundary: a few bytes per sensor; the cube itself is not touched
+            node.dataset = node.to_dataset().assign_coords({name: node.coords[name].compute() for name in lazy})
     return tree
