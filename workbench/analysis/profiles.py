@@ -61,7 +61,7 @@ def _profile_da(da: xr.DataArray, name: str, by: str, stat, daytype: bool) -> xr
         kwargs["q"] = q if np.ndim(stat) else q[0]
     out = flox.xarray.xarray_reduce(
         da.drop_vars([c for c in da.coords if c not in da.dims and "time" in da[c].dims]),
-        *keys, func=func, expected_groups=tuple(expected), **kwargs,
+        *keys, func=func, expected_groups=tuple(expected), fill_value=np.nan, **kwargs,
     )
     attrs = var_attrs(name, da)
     attrs["long_name"] = f"{label} {_LONG[by]} of {attrs.get('long_name', name)}"

@@ -148,7 +148,7 @@ def to_zones(
         parts[f"{n}__sum"] = ds[n].where(ok).astype(np.float64)
         parts[f"{n}__n"] = ok.astype(np.float64)
     stacked = xr.Dataset(parts, coords={"zone": ("sensor", labels), "time": ds["time"]})
-    sums = flox.xarray.xarray_reduce(stacked, "zone", func="nansum", expected_groups=(order,))
+    sums = flox.xarray.xarray_reduce(stacked, "zone", func="nansum", expected_groups=(order,), fill_value=0.0)
     sums = sums.assign_coords(zone=("zone", order))
     nsens = xr.DataArray(n_sensors, dims="zone", coords={"zone": order})
 
