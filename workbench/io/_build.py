@@ -10,18 +10,19 @@ and assembles the :class:`xarray.DataTree`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from workbench import registry
+from workbench.io._cube import Accepted, Tables, assemble, build_tree, conflict_table, dedupe
 from workbench.io.report import REASONS, IngestReport, empty_quarantine
-from workbench.units import UnitError, normalise_unit, to_canonical
+from workbench.units import UnitError, to_canonical
 
-__all__ = ["Collector", "parse_times", "to_float", "ROW_COLUMNS"]
+__all__ = ["Collector", "parse_times", "to_float", "ROW_COLUMNS", "assemble", "col_from_arrow", "col_from_series"]
 
 #: columns a reader hands to :meth:`Collector.add` (``lat lon zone flag`` optional)
 ROW_COLUMNS = ("row", "sensor", "time", "variable", "value", "unit")
@@ -52,10 +53,15 @@ def parse_times(values: pd.Series, *, naive_tz: str = "UTC", time_format: str | 
     array(['2010-12-23T18:20:00.000000000',                           'NaT'],
           dtype='datetime64[ns]')
     """
+    return _parse_times(values, naive_tz=naive_tz, time_format=time_format)[0]
+
+
+def _parse_times(values: pd.Series, *, naive_tz: str, time_format: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`parse_times`, and which values needed a format inferred from the batch (not cacheable)."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         t = pd.Series(values)
         t = t.dt.tz_convert("UTC") if t.dt.tz is not None else t.dt.tz_localize(naive_tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
-        return _bounded(t)
+        return _bounded(t), np.zeros(len(t), bool)
     s = _as_string(values)
     s = s.where(s != "")
     interval = s.str.contains(_INTERVAL, regex=True).fillna(False).astype(bool)
@@ -64,10 +70,11 @@ def parse_times(values: pd.Series, *, naive_tz: str = "UTC", time_format: str | 
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us, UTC]")
     if time_format is not None:
         has_off = pd.Series(False, index=s.index)
+        retry = has_off
         naive = pd.to_datetime(s, format=time_format, errors="coerce")
         if getattr(naive.dt, "tz", None) is not None:
             out = naive.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-            return _bounded(out)
+            return _bounded(out), np.zeros(len(out), bool)
     else:
         has_off = s.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
         if has_off.any():
@@ -83,7 +90,7 @@ def parse_times(values: pd.Series, *, naive_tz: str = "UTC", time_format: str | 
         loc = naive[local].dt.tz_localize(naive_tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
         out = out.copy()
         out[local] = loc.astype("datetime64[us, UTC]")
-    return _bounded(out)
+    return _bounded(out), retry.to_numpy(dtype=bool)
 
 
 def _infer(s: pd.Series) -> pd.Series:
@@ -124,8 +131,86 @@ def to_float(values: pd.Series) -> np.ndarray:
     return out
 
 
+class _Col(NamedTuple):
+    """One column of a block as ``codes`` (-1 where missing) into ``uniques`` (raw values)."""
+
+    codes: np.ndarray
+    uniques: Any
+
+
+def col_from_series(values: Any) -> _Col:
+    """Factorize a column's text (stripped; missing and NA become code -1)."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        codes, uniq = pd.factorize(s)
+        return _Col(codes, pd.Series(uniq))
+    codes, uniq = pd.factorize(_as_string(s))
+    return _Col(codes, np.asarray(uniq, dtype=object))
+
+
+def col_from_arrow(arr: Any) -> _Col:
+    """Dictionary-encode one Arrow column (codes and the distinct raw values)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    try:
+        if not pa.types.is_dictionary(arr.type):
+            arr = pc.dictionary_encode(arr)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return col_from_series(arr.to_pandas())
+    codes = pc.fill_null(arr.indices, -1).to_numpy()
+    uniq = arr.dictionary.to_pandas()
+    return _Col(codes, uniq.to_numpy(dtype=object) if not pd.api.types.is_datetime64_any_dtype(uniq.dtype) else uniq)
+
+
+def _ext(per_unique: np.ndarray, codes: np.ndarray, fill: Any) -> np.ndarray:
+    """Per-unique values -> per-row values (``fill`` where the code is -1)."""
+    return np.append(np.asarray(per_unique), np.array([fill], dtype=np.asarray(per_unique).dtype))[codes]
+
+
+def _stripped(uniques: Any) -> np.ndarray:
+    """Distinct raw values as stripped text (object array, ``pd.NA`` where missing)."""
+    return _as_string(pd.Series(uniques) if not isinstance(uniques, pd.Series) else uniques).to_numpy(dtype=object, na_value=pd.NA)
+
+
+class _Interner:
+    """Values -> stable integer codes, in order of first appearance (a growing pandas Index)."""
+
+    def __init__(self, dtype: str = "object") -> None:
+        self._index = pd.Index(np.array([], dtype=dtype), dtype=dtype)
+
+    def codes(self, values: np.ndarray) -> np.ndarray:
+        pos = self._index.get_indexer(values)
+        miss = pos < 0
+        if miss.any():
+            new = pd.unique(np.asarray(values)[miss])
+            self._index = self._index.append(pd.Index(new, dtype=self._index.dtype))
+            pos = self._index.get_indexer(values)
+        return pos
+
+    def values(self) -> np.ndarray:
+        return self._index.to_numpy()
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+_R = {name: i + 1 for i, name in enumerate(REASONS)}
+_REASON_NAMES = np.array([None, *REASONS], dtype=object)
+_NAT = np.iinfo(np.int64).min
+_TIME_CACHE_MAX = 1_000_000
+
+
 class Collector:
-    """Validate long rows chunk by chunk; build the cube and the report at the end.
+    """Validate long rows block by block; build the cube and the report at the end.
+
+    Each block is handled column-wise: text columns are factorized (or arrive
+    dictionary-encoded from Arrow), so labels are stripped, resolved, parsed and converted
+    once per *distinct* value (times through a cache that spans blocks), units once per
+    distinct (variable, unit) pair, and every check is one vectorised pass. Accepted
+    readings are kept as integer codes (:class:`workbench.io._cube.Accepted`).
 
     Parameters
     ----------
@@ -160,10 +245,19 @@ class Collector:
         self.naive_tz, self.time_format = naive_tz, time_format
         self.n_in = 0
         self.counts = dict.fromkeys(REASONS, 0)
-        self._accepted: list[pd.DataFrame] = []
         self._quarantined: list[pd.DataFrame] = []
         self._label_cache: dict[str, str | None] = {}
         self._factor_cache: dict[tuple[str, str], tuple[float, float] | str] = {}
+        self._var_names = list(registry.load_variables())
+        self._vmin = np.array([float(registry.variable(x)["valid_min"]) for x in self._var_names])
+        self._vmax = np.array([float(registry.variable(x)["valid_max"]) for x in self._var_names])
+        self._sensors = _Interner("object")
+        self._times = _Interner("int64")
+        self._tcache = _Interner("object")
+        self._tcache_ns: list[np.ndarray] = []
+        self._sites: dict[tuple[Any, Any, Any], int] = {}
+        self._site_rows: list[tuple[float, float, Any]] = []
+        self._acc = Accepted()
 
     # -- input -------------------------------------------------------------------------------
     def quarantine(self, rows: pd.DataFrame, reason: str, detail: str | pd.Series = "") -> None:
@@ -175,88 +269,183 @@ class Collector:
         self._quarantined.append(_raw_table(rows, reason, detail))
 
     def add(self, rows: pd.DataFrame) -> None:
-        """Validate one chunk of long rows (see :data:`ROW_COLUMNS`)."""
-        n = len(rows)
-        if not n:
+        """Validate one chunk of long rows (a DataFrame, see :data:`ROW_COLUMNS`)."""
+        if not len(rows):
             return
         rows = rows.reset_index(drop=True)
+        opt = {c: col_from_series(rows[c]) for c in ("unit", "zone") if c in rows}
+        for c in ("lat", "lon"):
+            if c in rows:
+                opt[c] = col_from_series(pd.Series(to_float(rows[c])))
+        self.add_block(
+            row=rows["row"].to_numpy(dtype="int64"),
+            sensor=col_from_series(rows["sensor"]),
+            variable=col_from_series(rows["variable"]),
+            time=col_from_series(rows["time"]),
+            value=to_float(rows["value"]),
+            raw_value=lambda idx: _as_string(rows["value"].iloc[idx]).to_numpy(dtype=object, na_value=pd.NA),
+            flag=_truthy(rows["flag"]) if "flag" in rows else None,
+            **opt,
+        )
+
+    def add_block(
+        self,
+        *,
+        row: np.ndarray,
+        sensor: _Col,
+        variable: _Col,
+        time: _Col,
+        value: np.ndarray,
+        raw_value: Callable[[np.ndarray], np.ndarray],
+        unit: _Col | None = None,
+        lat: _Col | None = None,
+        lon: _Col | None = None,
+        zone: _Col | None = None,
+        flag: np.ndarray | None = None,
+    ) -> None:
+        """Validate one block given column-wise (see :func:`col_from_series`, :func:`col_from_arrow`).
+
+        ``value`` is the float value of each row (NaN where not a finite number) and
+        ``raw_value(positions)`` its text, asked for only for quarantined rows.
+        """
+        n = len(row)
+        if not n:
+            return
         self.n_in += n
-        reason = np.full(n, None, dtype=object)
+        why = np.zeros(n, dtype=np.int8)
         detail = np.full(n, "", dtype=object)
 
-        def mark(mask: np.ndarray, why: str) -> None:
-            hit = mask & (reason == None)  # noqa: E711 - elementwise
-            reason[hit] = why
+        def mark(mask: np.ndarray, reason: str) -> None:
+            why[(why == 0) & mask] = _R[reason]
 
-        sensor = _as_string(rows["sensor"])
-        mark(sensor.isna().to_numpy() | (sensor == "").fillna(True).to_numpy(), "missing_sensor")
+        us = _stripped(sensor.uniques)
+        named = np.array([not (x is pd.NA or x == "") for x in us], dtype=bool)
+        s_code = np.full(len(us), -1, dtype=np.int64)
+        if named.any():
+            s_code[named] = self._sensors.codes(us[named])
+        s_row = _ext(s_code, sensor.codes, -1)
+        mark(s_row < 0, "missing_sensor")
 
-        labels = _as_string(rows["variable"])
-        uniq = labels.dropna().unique()
-        names = {lab: self._resolve(lab) for lab in uniq}
-        var = labels.map(names)
-        mark(var.isna().to_numpy(), "unknown_variable")
+        labels = _stripped(variable.uniques)
+        names = [None if lab is pd.NA else self._resolve(lab) for lab in labels]
+        v_code = np.array([-1 if x is None else self._var_names.index(x) for x in names], dtype=np.int64)
+        v_row = _ext(v_code, variable.codes, -1)
+        mark(v_row < 0, "unknown_variable")
+        detail[why == _R["unknown_variable"]] = "not a registered variable or alias"
 
-        t = parse_times(rows["time"], naive_tz=self.naive_tz, time_format=self.time_format)
-        mark(np.isnat(t), "unparseable_time")
+        ns = self._unique_times(time.uniques)
+        t_code = np.full(len(ns), -1, dtype=np.int64)
+        if (ns != _NAT).any():
+            t_code[ns != _NAT] = self._times.codes(ns[ns != _NAT])
+        t_row = _ext(t_code, time.codes, -1)
+        mark(t_row < 0, "unparseable_time")
+        mark(np.isnan(value), "non_numeric_value")
 
-        v = to_float(rows["value"])
-        mark(np.isnan(v), "non_numeric_value")
+        canon = np.full(n, np.nan)
+        ok = np.flatnonzero(why == 0)
+        if len(ok):
+            units = _stripped(unit.uniques) if unit is not None else np.array([], dtype=object)
+            u_codes = unit.codes[ok] if unit is not None else np.full(len(ok), -1)
+            nu = len(units) + 1
+            pairs, inv = np.unique(variable.codes[ok].astype(np.int64) * nu + (u_codes + 1), return_inverse=True)
+            scale = np.full(len(pairs), np.nan)
+            offset = np.zeros(len(pairs))
+            bad_pair = np.full(len(pairs), None, dtype=object)
+            for i, key in enumerate(pairs.tolist()):
+                lab = labels[key // nu]
+                vname = names[key // nu]
+                u = units[key % nu - 1] if key % nu else ""
+                u = "" if u is pd.NA else u
+                if u == "" and self.units:
+                    u = self.units.get(lab.lower(), self.units.get(vname, ""))
+                f = self._factor(vname, u)
+                if isinstance(f, str):
+                    bad_pair[i] = f
+                else:
+                    scale[i], offset[i] = f
+            canon[ok] = value[ok] * scale[inv] + offset[inv]
+            unknown = np.array([x is not None for x in bad_pair], dtype=bool)
+            if unknown.any():
+                hit = ok[unknown[inv]]
+                why[hit] = _R["unknown_unit"]
+                detail[hit] = bad_pair[inv[unknown[inv]]]
+            ok = ok[~unknown[inv]]
+            vr = v_row[ok]
+            out = (canon[ok] < self._vmin[vr]) | (canon[ok] > self._vmax[vr])
+            if out.any():
+                hit = ok[out]
+                why[hit] = _R["out_of_range"]
+                detail[hit] = [f"{c:.6g} outside [{lo:g}, {hi:g}]" for c, lo, hi in
+                               zip(canon[hit], self._vmin[v_row[hit]], self._vmax[v_row[hit]])]
 
-        unit = _as_string(rows["unit"]) if "unit" in rows else pd.Series(pd.NA, index=rows.index, dtype="string")
-        unit = unit.fillna("")
-        if self.units:
-            fill = labels.str.lower().map(self.units).fillna(var.map(self.units))
-            unit = unit.where(unit != "", fill.fillna(""))
-        scale = np.full(n, np.nan)
-        offset = np.zeros(n)
-        ok = (reason == None)  # noqa: E711
-        pairs = pd.DataFrame({"var": var, "unit": unit})[ok].drop_duplicates()
-        for vname, u in pairs.itertuples(index=False):
-            f = self._factor(vname, u)
-            sel = ok & (var == vname).fillna(False).to_numpy() & (unit == u).to_numpy()
-            if isinstance(f, str):
-                reason[sel & (reason == None)] = "unknown_unit"  # noqa: E711
-                detail[sel] = f
-            else:
-                scale[sel], offset[sel] = f
-        canon = v * scale + offset
+        counts = np.bincount(why, minlength=len(REASONS) + 1)
+        for name, i in _R.items():
+            self.counts[name] += int(counts[i])
+        bad = np.flatnonzero(why)
+        if len(bad):
+            def text(col: _Col | None) -> Any:
+                return _ext(_stripped(col.uniques), col.codes[bad], pd.NA) if col is not None else [pd.NA] * len(bad)
 
-        ok = (reason == None)  # noqa: E711
-        if ok.any():
-            known = [x for x in names.values() if x]
-            vmin = var.map({x: float(registry.variable(x)["valid_min"]) for x in known}).astype("float64").to_numpy(na_value=np.nan)
-            vmax = var.map({x: float(registry.variable(x)["valid_max"]) for x in known}).astype("float64").to_numpy(na_value=np.nan)
-            out = ok & ((canon < vmin) | (canon > vmax))
-            reason[out] = "out_of_range"
-            detail[out] = [f"{c:.6g} outside [{lo:g}, {hi:g}]" for c, lo, hi in zip(canon[out], vmin[out], vmax[out])]
-        for lab_mask in (reason == "unknown_variable",):
-            if lab_mask.any():
-                detail[lab_mask] = "not a registered variable or alias"
+            table = pd.DataFrame({"row": row[bad], "sensor": text(sensor), "time": text(time), "variable": text(variable),
+                                  "value": raw_value(bad), "unit": text(unit)})
+            self._quarantined.append(_raw_table(table, pd.Series(_REASON_NAMES[why[bad]]), pd.Series(detail[bad])))
+        good = np.flatnonzero(why == 0)
+        if len(good):
+            cols: dict[str, np.ndarray] = {"row": row[good], "sensor": s_row[good], "var": v_row[good],
+                                           "time": t_row[good], "value": canon[good]}
+            if lat is not None or lon is not None or zone is not None:
+                cols["site"] = self._site_codes(good, lat, lon, zone)
+            if flag is not None:
+                cols["flag"] = np.asarray(flag, dtype=bool)[good]
+            self._acc.append(**cols)
 
-        bad = reason != None  # noqa: E711
-        for why in REASONS:
-            self.counts[why] += int((reason == why).sum())
-        if bad.any():
-            self._quarantined.append(_raw_table(rows[bad], pd.Series(reason[bad]), pd.Series(detail[bad])))
-        good = ~bad
-        if good.any():
-            acc = pd.DataFrame(
-                {
-                    "row": rows["row"].to_numpy(dtype="int64")[good],
-                    "sensor": sensor[good].to_numpy(dtype=object),
-                    "variable": var[good].to_numpy(dtype=object),
-                    "time": t[good],
-                    "value": canon[good],
-                }
-            )
-            acc["sensor"] = acc["sensor"].astype("category")
-            acc["variable"] = acc["variable"].astype("category")
-            for c in ("lat", "lon"):
-                acc[c] = to_float(rows[c])[good] if c in rows else np.nan
-            acc["zone"] = _as_string(rows["zone"])[good].to_numpy(dtype=object) if "zone" in rows else None
-            acc["flag"] = _truthy(rows["flag"])[good] if "flag" in rows else False
-            self._accepted.append(acc)
+    def _site_codes(self, good: np.ndarray, lat: _Col | None, lon: _Col | None, zone: _Col | None) -> np.ndarray:
+        """Site (lat, lon, zone) code of each accepted row: the triples are few, rows many."""
+        parts = []
+        for col, kind in ((lat, "f"), (lon, "f"), (zone, "z")):
+            if col is None:
+                parts.append((np.zeros(len(good), np.int64), np.array([np.nan if kind == "f" else None], dtype=object), 1))
+                continue
+            vals = to_float(pd.Series(col.uniques)) if kind == "f" else _stripped(col.uniques)
+            vals = np.append(np.asarray(vals, dtype=object), np.nan if kind == "f" else pd.NA)
+            parts.append((np.where(col.codes[good] < 0, len(vals) - 1, col.codes[good]).astype(np.int64), vals, len(vals)))
+        (a, av, na), (b, bv, nb), (c, cv, nc) = parts
+        keys, inv = np.unique((a * nb + b) * nc + c, return_inverse=True)
+        codes = np.empty(len(keys), dtype=np.int64)
+        for i, k in enumerate(keys.tolist()):
+            la, lo, z = float(av[k // (nb * nc)]), float(bv[(k // nc) % nb]), cv[k % nc]
+            z = None if z is pd.NA else z
+            key = (None if np.isnan(la) else la, None if np.isnan(lo) else lo, z)
+            if key not in self._sites:
+                self._sites[key] = len(self._site_rows)
+                self._site_rows.append((la, lo, z))
+            codes[i] = self._sites[key]
+        return codes[inv]
+
+    def _unique_times(self, uniques: Any) -> np.ndarray:
+        """Distinct raw times -> int64 ns (``_NAT`` where unparseable), cached across blocks."""
+        if isinstance(uniques, pd.Series) or self.time_format is not None:
+            t, _ = _parse_times(pd.Series(uniques), naive_tz=self.naive_tz, time_format=self.time_format)
+            return t.view("int64")
+        u = np.asarray(uniques, dtype=object)
+        out = np.empty(len(u), dtype=np.int64)
+        pos = self._tcache._index.get_indexer(u) if len(self._tcache) else np.full(len(u), -1)
+        hit = pos >= 0
+        if hit.any():
+            if len(self._tcache_ns) > 1:
+                self._tcache_ns = [np.concatenate(self._tcache_ns)]
+            out[hit] = self._tcache_ns[0][pos[hit]]
+        miss = ~hit
+        if miss.any():
+            t, inferred = _parse_times(pd.Series(u[miss], dtype=object), naive_tz=self.naive_tz, time_format=None)
+            t = t.view("int64")
+            out[miss] = t
+            keep = ~inferred
+            if keep.any() and len(self._tcache) < _TIME_CACHE_MAX:
+                new = u[miss][keep]
+                self._tcache._index = self._tcache._index.append(pd.Index(new, dtype=object))
+                self._tcache_ns.append(t[keep])
+        return out
 
     def _resolve(self, label: str) -> str | None:
         if label not in self._label_cache:
@@ -276,44 +465,24 @@ class Collector:
     # -- output ------------------------------------------------------------------------------
     def finish(self) -> tuple[xr.DataTree, IngestReport]:
         """Resolve duplicates, assemble the cube, and reconcile the report."""
-        acc = (
-            pd.concat(self._accepted, ignore_index=True)
-            if self._accepted
-            else pd.DataFrame({"row": [], "sensor": [], "variable": [], "time": np.array([], "datetime64[ns]"), "value": []})
+        acc = self._acc.columns()
+        sites = self._site_rows or [(np.nan, np.nan, None)]
+        tables = Tables(
+            sensors=np.asarray(self._sensors.values(), dtype=object),
+            times=np.asarray(self._times.values(), dtype="int64"),
+            variables=self._var_names,
+            site_lat=np.array([s[0] for s in sites], dtype="float64"),
+            site_lon=np.array([s[1] for s in sites], dtype="float64"),
+            site_zone=np.array([s[2] for s in sites], dtype=object),
         )
-        if self._accepted:
-            acc["sensor"] = acc["sensor"].astype(object)
-            acc["variable"] = acc["variable"].astype(object)
-        merged = 0
-        keys = ["sensor", "variable", "time"]
-        dup = acc.duplicated(keys, keep=False).to_numpy() if len(acc) else np.zeros(0, bool)
-        if dup.any():
-            d = acc[dup]
-            spread = d.groupby(keys, sort=False, observed=True)["value"].transform(lambda x: x.max() - x.min())
-            scale = d.groupby(keys, sort=False, observed=True)["value"].transform(lambda x: x.abs().max())
-            conflict = (spread > 1e-9 * np.maximum(scale, 1.0)).to_numpy()
-            bad_idx = d.index[conflict]
-            if len(bad_idx):
-                q = acc.loc[bad_idx].sort_values(keys + ["row"])
-                vals = q.groupby(keys, sort=False)["value"].transform(lambda x: ", ".join(f"{y:.6g}" for y in x))
-                table = pd.DataFrame(
-                    {
-                        "row": q["row"].astype("int64"),
-                        "sensor": q["sensor"],
-                        "time": pd.Series(q["time"]).dt.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "variable": q["variable"],
-                        "value": q["value"].map(lambda y: f"{y:.17g}"),
-                        "unit": q["variable"].map(lambda x: registry.variable(x)["units"]),
-                    }
-                )
-                self._quarantined.append(_raw_table(table, "duplicate_conflict", "conflicting values: " + vals))
-                self.counts["duplicate_conflict"] += len(bad_idx)
-                acc = acc.drop(index=bad_idx)
-            before = len(acc)
-            acc = acc.drop_duplicates(keys, keep="first")
-            merged = before - len(acc)
-        n_accepted = len(acc) + merged
-        flagged = acc[acc["flag"].astype(bool)] if "flag" in acc and len(acc) else acc.iloc[0:0]
+        keep, conflict, merged = dedupe(acc, tables)
+        if len(conflict):
+            table = conflict_table(acc, conflict, tables)
+            self._quarantined.append(_raw_table(table, "duplicate_conflict", table["detail"]))
+            self.counts["duplicate_conflict"] += len(conflict)
+        n_accepted = len(acc["row"]) - len(conflict)
+        fl = acc["flag"] if keep is None else acc["flag"] & keep
+        flagged = np.flatnonzero(fl)
         quarantined = (
             pd.concat(self._quarantined, ignore_index=True).sort_values(["row", "reason"], kind="stable").reset_index(drop=True)
             if self._quarantined
@@ -331,13 +500,14 @@ class Collector:
             n_flagged_by_source=len(flagged),
             flagged=pd.DataFrame(
                 {
-                    "sensor": pd.Series(flagged.get("sensor", []), dtype="string"),
-                    "time": pd.Series(flagged.get("time", []), dtype="datetime64[ns]"),
-                    "variable": pd.Series(flagged.get("variable", []), dtype="string"),
+                    "sensor": pd.Series(tables.sensors[acc["sensor"][flagged]], dtype="string"),
+                    "time": pd.Series(tables.times[acc["time"][flagged]].astype("datetime64[ns]"), dtype="datetime64[ns]"),
+                    "variable": pd.Series(np.asarray(self._var_names, dtype=object)[acc["var"][flagged]], dtype="string"),
                 }
-            ).reset_index(drop=True),
+            ),
         )
-        return assemble(acc, history=f"workbench.io: {n_accepted} records read from {self.format} source"), report
+        tree = build_tree(acc, tables, keep, history=f"workbench.io: {n_accepted} records read from {self.format} source")
+        return tree, report
 
 
 def _truthy(values: pd.Series) -> np.ndarray:
@@ -356,52 +526,6 @@ def _raw_table(rows: pd.DataFrame, reason: str | pd.Series, detail: str | pd.Ser
     for c in table.columns[1:]:
         table[c] = table[c].astype("string")
     return table
-
-
-def _coords(acc: pd.DataFrame, sensors: np.ndarray) -> dict[str, Any]:
-    site = acc.groupby("sensor", sort=True)[["lat", "lon"]].first() if len(acc) else None
-    zone = acc.dropna(subset=["zone"]).groupby("sensor", sort=True)["zone"].first() if "zone" in acc and acc["zone"].notna().any() else pd.Series(dtype=object)
-    lat = site["lat"].reindex(sensors).to_numpy(dtype="float64") if site is not None else np.full(len(sensors), np.nan)
-    lon = site["lon"].reindex(sensors).to_numpy(dtype="float64") if site is not None else np.full(len(sensors), np.nan)
-    z = np.array([str(zone.get(s, "")) if pd.notna(zone.get(s, "")) else "" for s in sensors], dtype=object)
-    return {
-        "lat": ("sensor", lat, {"standard_name": "latitude", "units": "degrees_north"}),
-        "lon": ("sensor", lon, {"standard_name": "longitude", "units": "degrees_east"}),
-        "zone": ("sensor", z, {"long_name": "zone"}),
-    }
-
-
-def assemble(acc: pd.DataFrame, *, history: str = "") -> xr.DataTree:
-    """Accepted, de-duplicated rows (canonical units) -> one ``(sensor, time)`` node per system."""
-    nodes: dict[str, xr.Dataset] = {}
-    if len(acc):
-        acc = acc.assign(system=acc["variable"].map({v: registry.system_of(v) for v in acc["variable"].unique()}))
-    for system in registry.SYSTEMS:
-        sub = acc[acc["system"] == system] if len(acc) else acc
-        if not len(sub):
-            continue
-        sensors = np.array(sorted(sub["sensor"].unique()), dtype=object)
-        times = np.unique(sub["time"].to_numpy(dtype="datetime64[ns]"))
-        si = np.searchsorted(sensors.astype(str), sub["sensor"].to_numpy(dtype=str))
-        ti = np.searchsorted(times, sub["time"].to_numpy(dtype="datetime64[ns]"))
-        data_vars = {}
-        for name in registry.variables_of(system):
-            m = (sub["variable"] == name).to_numpy()
-            if not m.any():
-                continue
-            arr = np.full((len(sensors), len(times)), np.nan)
-            arr[si[m], ti[m]] = sub["value"].to_numpy(dtype="float64")[m]
-            entry = registry.variable(name)
-            attrs = {"units": entry["units"], "long_name": entry["long_name"], "system": system}
-            if entry.get("standard_name"):
-                attrs["standard_name"] = entry["standard_name"]
-            data_vars[name] = (("sensor", "time"), arr, attrs)
-        coords = {"sensor": ("sensor", sensors), "time": ("time", times), **_coords(sub, sensors)}
-        nodes[f"/{system}"] = xr.Dataset(data_vars, coords=coords)
-    tree = xr.DataTree.from_dict(nodes) if nodes else xr.DataTree()
-    if history:
-        tree.attrs["history"] = history
-    return tree
 
 
 def sensor_join(parts: list[pd.Series], *, sep: str = ":") -> pd.Series:
