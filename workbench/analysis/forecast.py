@@ -127,6 +127,7 @@ def _regression_1d(y, drv, cal, n_cal, H, lag_steps, alpha_lo, alpha_hi):
         res = res[np.isfinite(res)]
         if res.size:
             lo, hi = np.quantile(res, [alpha_lo, alpha_hi])
+            lo, hi = min(lo, 0.0), max(hi, 0.0)  # the interval always holds the point forecast
     return np.stack([np.exp(pred), np.exp(pred + lo), np.exp(pred + hi)])
 
 
@@ -314,8 +315,8 @@ def backtest(
     step = _step_of(t)
     H, E = _steps(horizon, step), _steps(every, step)
     starts = [len(t) - H - i * E for i in reversed(range(origins))]
-    if starts[0] < 2 * _steps(season, step):
-        raise ValueError(f"not enough history for {origins} origins {every} apart: the first needs two seasons before it.")
+    if starts[0] < _steps(season, step) + H:
+        raise ValueError(f"not enough history for {origins} origins {every} apart: the first needs a season and a horizon before it.")
     name = str(da.name or "value")
     scale = 0.01 * np.abs(da).median("time")
     rows = {m: [] for m in methods}
