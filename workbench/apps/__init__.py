@@ -26,6 +26,7 @@ _LAZY = {
     "IntegrationView": "workbench.apps.integration",
     "FeedUpload": "workbench.apps.upload",
     "plots": "workbench.apps.plots",
+    "page": "workbench.apps.layout",
     "data": "workbench.apps.data",
 }
 

@@ -15,7 +15,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.apps import _data, data, plots
+from workbench.apps import _data, data, plots, stages
 from workbench.apps.state import CityState
 
 __all__ = ["CityView"]
@@ -74,6 +74,20 @@ class CityView(pn.viewable.Viewer):
     def clear_error(self) -> None:
         self.alert.visible = False
 
+    def stage_pane(self, fn, **deps) -> pn.viewable.Viewable:
+        """A pane showing ``fn(**deps)`` (re-run when a dependency changes) with a loading
+        indicator; a missing stage shows a note, a failure one readable sentence."""
+        def run(**kw):
+            try:
+                return fn(**kw)
+            except stages.StageMissing as exc:
+                return pn.pane.Alert(str(exc), alert_type="info")
+            except Exception as exc:  # the app's boundary: show it, log the traceback
+                log.exception("%s failed", getattr(fn, "__name__", "stage"))
+                return pn.pane.Alert(f"**{getattr(fn, '__doc__', '') or 'This panel'} could not be computed.** "
+                                     f"{type(exc).__name__}: {exc}", alert_type="danger")
+        return pn.panel(pn.bind(run, **deps), loading_indicator=True, sizing_mode="stretch_width")
+
     # -- the linked map --------------------------------------------------------------------
     def zone_values(self, dataset, system, variable, window) -> tuple[pd.Series, str]:
         """The number per zone that colours the map: the mean of the zone series over the window."""
@@ -127,6 +141,14 @@ class CityView(pn.viewable.Viewer):
     def main(self) -> list:
         return [pn.pane.HoloViews(self.map, sizing_mode="fixed"),
                 pn.pane.HoloViews(self.series, sizing_mode="stretch_width")]
+
+    def page(self, title: str | None = None) -> pn.template.BaseTemplate:
+        """The view as a served page: the controls in a sidebar, the panels in the main area."""
+        from workbench.apps.layout import page
+
+        self.state.sync_url()
+        return page(title or f"Smart City Workbench — {self.title}",
+                    [pn.Column(self.alert, *self.main(), sizing_mode="stretch_width")], [self.sidebar()])
 
     def __panel__(self):
         return pn.Row(

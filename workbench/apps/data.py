@@ -31,8 +31,16 @@ def city_names() -> dict[str, str]:
 @pn.cache(max_items=4)
 def city(name: str = "reference") -> xr.DataTree:
     """The catalogued city ``name``, opened and loaded into memory once per process."""
-    tree = open_city(name)
-    return tree.load()  # boundary: the app's working copy, shared by every session
+    tree = open_city(name).load()  # boundary: the app's working copy, shared by every session
+    return tree.map_over_datasets(_object_labels)
+
+
+def _object_labels(ds: xr.Dataset) -> xr.Dataset:
+    """Labels stored as numpy's StringDType become object arrays of ``str`` (what pandas,
+    HoloViews and ``astype(str)`` expect)."""
+    fix = {k: v.astype(object) for k, v in ds.variables.items() if v.dtype.kind == "T"}
+    return ds.assign_coords({k: v for k, v in fix.items() if k in ds.coords}).assign(
+        {k: v for k, v in fix.items() if k in ds.data_vars}) if fix else ds
 
 
 @pn.cache(max_items=64)

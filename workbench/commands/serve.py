@@ -61,7 +61,11 @@ def _notebooks(paths: list[str]) -> list[Path]:
         found = [Path(p) for p in paths]
     else:
         folder = _project_root() / "notebooks"
-        found = [folder / n for n in DEFAULT_NOTEBOOKS if (folder / n).exists()]
+        pages = Path(__file__).resolve().parents[1] / "apps" / "pages"
+        found = []
+        for n in DEFAULT_NOTEBOOKS:  # a missing app notebook falls back to the view's own page
+            fallback = pages / n.replace(".ipynb", ".py")
+            found += [folder / n] if (folder / n).exists() else [fallback] if fallback.exists() else []
     missing = [str(p) for p in found if not p.exists()]
     if missing:
         raise ServeError(f"no such notebook or script: {', '.join(missing)}.")
