@@ -42,7 +42,7 @@ def slot_keys(time: pd.DatetimeIndex) -> np.ndarray:
     step = max(step, 1)
     slots = 1440 // step if 1440 % step == 0 else 1440
     slot = (np.asarray(minutes) // step).astype(np.int64)
-    weekend = np.asarray(time.dayofweek >= 5, dtype=np.int64)
+    weekend = np.asarray(time.day_of_week >= 5, dtype=np.int64)
     return slot + weekend * slots
 
 

@@ -162,9 +162,23 @@ def _threshold(kind: str) -> float:
     }[kind]
 
 
+def _alone(an: pd.DataFrame) -> pd.DataFrame:
+    """Anomalies no other sensor of the same zone and system shares in time (single-sensor)."""
+    if an.empty:
+        return an
+    keep = np.ones(len(an), dtype=bool)
+    for _, grp in an.groupby(["zone", "system"], sort=False):
+        if grp["sensor"].nunique() < 2:
+            continue
+        s, e, sens = grp["start"].to_numpy(), grp["end"].to_numpy(), grp["sensor"].astype(str).to_numpy()
+        shared = (s[:, None] <= e[None, :]) & (e[:, None] >= s[None, :]) & (sens[:, None] != sens[None, :])
+        keep[an.index.get_indexer(grp.index)] = ~shared.any(axis=1)
+    return an[keep]
+
+
 def _with_sensor_evidence(inc: pd.DataFrame, anomalies: pd.DataFrame) -> pd.DataFrame:
     """Attach sensor anomalies to the incident they fall in; the rest become sensor_fault."""
-    an = anomalies.copy()
+    an = anomalies.reset_index(drop=True).copy()
     an["start"] = pd.to_datetime(an["start"])
     an["end"] = pd.to_datetime(an["end"])
     explained = np.zeros(len(an), dtype=bool)
@@ -179,7 +193,7 @@ def _with_sensor_evidence(inc: pd.DataFrame, anomalies: pd.DataFrame) -> pd.Data
                 ev.append({"sensor": str(a.sensor), "system": str(a.system), "variable": str(getattr(a, "variable", "")),
                            "start": str(a.start), "end": str(a.end), "score": float(getattr(a, "score", np.nan))})
             inc.at[i, "evidence"] = json.dumps(ev)
-    rest = an[~explained]
+    rest = _alone(an[~explained])
     faults = []
     for (sensor, system, zone), grp in rest.groupby(["sensor", "system", "zone"], sort=True):
         grp = grp.sort_values("start")

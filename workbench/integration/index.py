@@ -4,7 +4,8 @@ Method (weights and thresholds in ``workbench/registry/index.yml``):
 
 1. each indicator of the state is compared with the zone's own normal for that hour of the
    day (weekdays and weekends apart; the median over the record), and the departure divided
-   by the zone's robust spread of it (1.4826 × the median absolute departure): a robust
+   by the zone's robust spread of it (1.4826 × the median absolute departure; for count
+   data whose median departure is 0, 1.2533 × the mean absolute departure): a robust
    z-score ``z``;
 2. only the bad direction counts (``high``: ``z``, ``low``: ``-z``, ``both``: ``|z|``); the
    indicator scores 100 up to ``z_ok``, 0 from ``z_bad``, linearly in between;
@@ -71,7 +72,10 @@ def _mad_kernel(r: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mad = 1.4826 * np.nanmedian(np.abs(r), axis=-1, keepdims=True)
-    return np.broadcast_to(mad, r.shape).copy()
+        # count data (service requests) can have a zero MAD: fall back to the mean absolute
+        # departure (× 1.2533, the normal-consistent factor)
+        mean_ad = 1.2533 * np.nanmean(np.abs(r), axis=-1, keepdims=True)
+    return np.broadcast_to(np.where(mad > 0, mad, mean_ad), r.shape).copy()
 
 
 def _robust_z(da: xr.DataArray) -> xr.DataArray:

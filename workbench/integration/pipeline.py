@@ -167,11 +167,9 @@ class Result:
 
 
 def _zarr_safe(ds: xr.Dataset) -> xr.Dataset:
-    """Object (string) coordinates as variable-length str, attrs as Zarr-safe scalars."""
+    """Attrs as Zarr-safe scalars (lists become JSON); strings stay variable-length objects."""
     ds = ds.copy()
     for name, var in ds.variables.items():
-        if var.dtype == object:
-            ds[name] = var.astype(str)
         for k, v in list(var.attrs.items()):
             if isinstance(v, (list, tuple)):
                 ds[name].attrs[k] = json.dumps(list(v))
@@ -225,11 +223,7 @@ def _anomalies(city: xr.DataTree) -> pd.DataFrame | None:
         from workbench.perception import detect_anomalies
     except ImportError:
         return None
-    frames = []
-    for system in (s for s in city.children if s != "zones"):
-        frames.append(detect_anomalies(city[system].to_dataset()))
-    frames = [f for f in frames if f is not None and len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else None
+    return detect_anomalies(city)
 
 
 def run(

