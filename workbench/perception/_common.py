@@ -1,0 +1,154 @@
+"""Helpers the perception modules share: thresholds, transforms, time steps, zone buddies.
+
+Everything here stays lazy: the only values read into memory are coordinates (time stamps,
+zone labels), which are small by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import bottleneck as bn
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from workbench import registry
+
+__all__ = [
+    "thresholds_for", "transform", "time_median", "step_of", "steps", "zone_buddies", "data_variables",
+    "append_history", "map_systems", "QUALITY_KEYS",
+]
+
+QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_alpha", "spike_z", "spike_window",
+                "drift_fraction", "drift_hours", "drift_min_hours", "min_buddies", "valid_min", "valid_max",
+                "qc_transform", "qc_floor", "anomaly_min_effect")
+
+
+def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The quality thresholds of one variable: registry defaults, the variable's own entry,
+    then ``overrides`` (either ``{key: value}`` for every variable or ``{variable: {key: value}}``).
+    """
+    v = registry.variable(name)
+    out: dict[str, Any] = dict(registry.load_yaml("variables.yml").get("quality") or {})
+    out.setdefault("qc_transform", "log" if v["valid_min"] >= 0 else "linear")
+    out.setdefault("qc_floor", 1e-3)
+    for key in QUALITY_KEYS:
+        if key in v:
+            out[key] = v[key]
+    for key, value in (overrides or {}).items():
+        if isinstance(value, Mapping):
+            if key == name:
+                out.update(value)
+        elif key in QUALITY_KEYS:
+            out[key] = value
+        elif key not in registry.load_variables():
+            raise KeyError(f"unknown quality threshold {key!r}; known: {', '.join(QUALITY_KEYS)} (or a variable name).")
+    if out["qc_transform"] not in ("log", "linear", "sqrt"):
+        raise ValueError(f"{name}: qc_transform must be log, linear or sqrt, not {out['qc_transform']!r}.")
+    return out
+
+
+def _nanmedian_last(a: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return bn.nanmedian(a, axis=-1)
+
+
+def time_median(x: xr.DataArray) -> xr.DataArray:
+    """Median along time of each sensor (NaN-aware, lazy).
+
+    bottleneck through ``apply_ufunc``: xarray's ``.median`` goes through numbagg's
+    ``nanmedian`` gufunc here, whose first call costs ~15 s of JIT compilation.
+    """
+    return xr.apply_ufunc(_nanmedian_last, x, input_core_dims=[["time"]], dask="parallelized", output_dtypes=[np.float64])
+
+
+def transform(x: xr.DataArray, kind: str) -> xr.DataArray:
+    """The scale the spike, drift and anomaly tests work on (lazy).
+
+    ``log``: a generalised log, ``log1p(x / (0.05 m))`` with ``m`` the sensor's median — log-like
+    (multiplicative noise becomes additive) for readings well above 5 % of the median, linear
+    near zero, so zero readings are finite. ``sqrt``: counts (Poisson noise). ``linear``: as is.
+    """
+    if kind == "linear":
+        return x
+    if kind == "sqrt":
+        return np.sqrt(x.clip(min=0))
+    m = time_median(x.where(x > 0))
+    c = (0.05 * m).where(m > 0, 1.0)
+    return np.log1p(x.clip(min=0) / c)
+
+
+def step_of(time: xr.DataArray) -> pd.Timedelta:
+    """The sampling interval of a time axis (its median spacing)."""
+    t = pd.DatetimeIndex(time.to_numpy())  # boundary: the time coordinate is small and in memory
+    if len(t) < 2:
+        return pd.Timedelta("1h")
+    return pd.Timedelta(np.median(np.diff(t.asi8)), unit="ns")
+
+
+def steps(hours: float | None, step: pd.Timedelta) -> int:
+    """``hours`` as a whole number of steps (at least 1); 0 when ``hours`` is None."""
+    if hours is None:
+        return 0
+    return max(1, int(np.ceil(pd.Timedelta(hours=float(hours)) / step - 1e-9)))
+
+
+def zone_buddies(x: xr.DataArray, zone: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Mean and count of the *other* sensors of each sensor's zone, at each step (lazy).
+
+    Done as two products with a sensor × zone indicator matrix, so it is a plain tree
+    reduction over sensor chunks (no sorting, no shuffles) whatever the chunking.
+    """
+    labels = np.asarray(zone.to_numpy()).astype(str)  # boundary: zone labels, one per sensor
+    uniq, codes = np.unique(labels, return_inverse=True)
+    onehot = xr.DataArray(
+        (codes[:, None] == np.arange(len(uniq))[None, :]).astype(np.float64),
+        dims=("sensor", "_zone"), coords={"sensor": x["sensor"]},
+    )
+    if x.chunks is not None:
+        onehot = onehot.chunk({"sensor": x.chunksizes["sensor"]})
+    ok = x.notnull()
+    total = xr.dot(onehot, x.fillna(0.0), dim="sensor")
+    count = xr.dot(onehot, ok.astype(np.float64), dim="sensor")
+    tot_s = xr.dot(onehot, total, dim="_zone")
+    cnt_s = xr.dot(onehot, count, dim="_zone")
+    others = cnt_s - ok
+    mean = ((tot_s - x.fillna(0.0)) / others).where(others > 0).transpose(*x.dims)
+    others = others.transpose(*x.dims)
+    if x.chunks is not None:  # the products chunk as they like: hand back the input's chunks
+        mean, others = mean.chunk(x.chunksizes), others.chunk(x.chunksizes)
+    return mean, others
+
+
+def data_variables(ds: xr.Dataset) -> list[str]:
+    """Measured variables of a system Dataset: ``(sensor, time)`` variables that are not flags."""
+    out = []
+    for name, da in ds.data_vars.items():
+        if set(da.dims) == {"sensor", "time"} and not str(name).endswith(("_qc", "_score", "_z", "_effect", "_completeness")):
+            out.append(str(name))
+    return out
+
+
+def append_history(attrs: Mapping[str, Any], line: str) -> dict[str, Any]:
+    """``attrs`` with one more history line (time-stamped, as CF and xclim do)."""
+    out = dict(attrs)
+    stamp = f"{pd.Timestamp.now('UTC'):%Y-%m-%dT%H:%M:%SZ}"
+    out["history"] = (str(out["history"]) + "\n" if out.get("history") else "") + f"{stamp} {line}"
+    return out
+
+
+def map_systems(obj: xr.Dataset | xr.DataTree, func: Callable[[xr.Dataset], xr.Dataset]) -> xr.Dataset | xr.DataTree:
+    """Apply ``func`` to a system Dataset, or to every system node of a city tree."""
+    if isinstance(obj, xr.DataTree):
+        nodes = {}
+        for path, node in obj.subtree_with_keys:
+            ds = node.to_dataset(inherit=False)
+            if "sensor" in ds.dims and "time" in ds.dims and data_variables(ds):
+                ds = func(ds)
+            nodes["/" if path == "." else "/" + path] = ds
+        return xr.DataTree.from_dict(nodes)
+    if isinstance(obj, xr.Dataset):
+        return func(obj)
+    raise TypeError(f"expected an xarray Dataset (one system) or DataTree (a city), got {type(obj).__name__}.")

@@ -1,0 +1,260 @@
+"""Numba kernels of perception: one pass per sensor row along time (``sensor × time``).
+
+Each kernel takes a 2-d C-ordered float64 block (sensors × time steps) and returns an array of
+the same shape; :func:`xarray.apply_ufunc` maps them over dask chunks that span the whole
+time axis. They run on NaN-holding data and never modify their input.
+"""
+
+from __future__ import annotations
+
+import bottleneck as bn
+import numba
+import numpy as np
+
+__all__ = [
+    "MISSING", "GAP", "FLATLINE", "SPIKE", "OUT_OF_RANGE", "DUPLICATE", "DRIFT", "FILLED",
+    "run_flags", "centered_median", "row_mad", "diff_sigma", "scan_max", "zone_median", "long_runs",
+]
+
+MISSING, GAP, FLATLINE, SPIKE, OUT_OF_RANGE, DUPLICATE, DRIFT, FILLED = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+@numba.njit(cache=True, nogil=True)
+def _run_flags(x, gap_steps, flat_min, flat_max, alpha):  # pragma: no cover - compiled
+    n_s, n_t = x.shape
+    out = np.zeros((n_s, n_t), dtype=np.uint8)
+    for i in range(n_s):
+        row = x[i]
+        # -- missing and gap: runs of NaN -----------------------------------------------
+        t = 0
+        while t < n_t:
+            if np.isnan(row[t]):
+                u = t
+                while u < n_t and np.isnan(row[u]):
+                    u += 1
+                bits = MISSING | (GAP if u - t >= gap_steps else 0)
+                for k in range(t, u):
+                    out[i, k] |= bits
+                t = u
+            else:
+                t += 1
+        if flat_max <= 0:
+            continue
+        # -- how often does this sensor repeat itself (outside runs already suspect)? ---
+        pairs = 0
+        same = 0
+        t = 0
+        while t < n_t:
+            if np.isnan(row[t]):
+                t += 1
+                continue
+            u = t + 1
+            while u < n_t and row[u] == row[t]:
+                u += 1
+            run = u - t
+            if u < n_t and not np.isnan(row[u]):
+                pairs += 1
+            if run < flat_max:
+                pairs += run - 1
+                same += run - 1
+            t = u
+        p = (same + 1.0) / (pairs + 2.0)
+        # the shortest run of identical readings that chance explains less than alpha of the time
+        need = flat_max
+        if p < 1.0:
+            lstar = 1.0 + np.log(alpha / max(pairs, 1)) / np.log(p)
+            need = min(flat_max, max(flat_min, int(np.ceil(lstar))))
+        # -- flatline: runs of identical readings at least `need` long --------------------
+        t = 0
+        while t < n_t:
+            if np.isnan(row[t]):
+                t += 1
+                continue
+            u = t + 1
+            while u < n_t and row[u] == row[t]:
+                u += 1
+            if u - t >= need:
+                for k in range(t, u):
+                    out[i, k] |= FLATLINE
+            t = u
+    return out
+
+
+def run_flags(x: np.ndarray, *, gap_steps: int, flat_min: int, flat_max: int, alpha: float = 0.01) -> np.ndarray:
+    """MISSING / GAP / FLATLINE bits of each reading.
+
+    A NaN run of ``gap_steps`` or more is a gap. A run of identical readings is a flatline
+    when it is ``flat_max`` steps or longer, or when it is at least ``flat_min`` long and the
+    sensor repeats itself so rarely (probability ``p`` per step, estimated from the row) that
+    such a run is expected less than ``alpha`` times in the row. ``flat_max <= 0`` turns the
+    flatline test off.
+    """
+    return _run_flags(np.ascontiguousarray(x, dtype=np.float64), int(gap_steps), int(flat_min), int(flat_max), float(alpha))
+
+
+def centered_median(x: np.ndarray, window: int, min_count: int | None = None) -> np.ndarray:
+    """Centred moving median along the last axis (bottleneck), NaN-aware; window is made odd."""
+    window = int(window) | 1
+    half = window // 2
+    n = x.shape[-1]
+    if n == 0:
+        return x.copy()
+    mc = max(1, min_count or window // 2 + 1)
+    pad = np.full(x.shape[:-1] + (half,), np.nan)
+    xp = np.concatenate([x, pad], axis=-1)
+    m = bn.move_median(xp, window, min_count=min(mc, window), axis=-1)
+    return np.ascontiguousarray(m[..., half:])
+
+
+def diff_sigma(x: np.ndarray) -> np.ndarray:
+    """Noise level of each row from its second differences: 1.4826 × MAD(Δ²x) / √6, shape (n, 1).
+
+    Unlike the spread of residuals from a moving median, it is not deflated on steep ramps
+    (where a centred median follows the data exactly), and smooth curvature barely moves it.
+    """
+    if x.shape[-1] < 3:
+        return np.full(x.shape[:-1] + (1,), np.nan)
+    d2 = x[..., 2:] - 2 * x[..., 1:-1] + x[..., :-2]
+    return row_mad(d2) / np.sqrt(6.0)
+
+
+def row_mad(x: np.ndarray) -> np.ndarray:
+    """Robust spread of each row: 1.4826 × median absolute deviation (NaN-aware), shape (n, 1)."""
+    med = bn.nanmedian(x, axis=-1)[..., None]
+    return 1.4826 * bn.nanmedian(np.abs(x - med), axis=-1)[..., None]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sliding_max(v, k, out):  # pragma: no cover - compiled
+    # out[t] = max(v[a] for windows a in [t-k+1, t] ∩ [0, len(v)-1]); monotonic deque, O(n)
+    m = v.shape[0]
+    n_t = out.shape[0]
+    dq = np.empty(m, dtype=np.int64)
+    head = 0
+    tail = 0
+    a = 0
+    for t in range(n_t):
+        while a <= t and a < m:
+            while tail > head and v[dq[tail - 1]] <= v[a]:
+                tail -= 1
+            dq[tail] = a
+            tail += 1
+            a += 1
+        while tail > head and dq[head] < t - k + 1:
+            head += 1
+        if tail > head:
+            out[t] = v[dq[head]]
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_max(z, scales, min_frac):  # pragma: no cover - compiled
+    n_s, n_t = z.shape
+    out = np.full((n_s, n_t), np.nan)
+    for i in range(n_s):
+        row = z[i]
+        csum = np.zeros(n_t + 1)
+        ccnt = np.zeros(n_t + 1)
+        for t in range(n_t):
+            v = row[t]
+            ok = not np.isnan(v)
+            csum[t + 1] = csum[t] + (v if ok else 0.0)
+            ccnt[t + 1] = ccnt[t] + (1.0 if ok else 0.0)
+        hi = np.full(n_t, -np.inf)
+        lo = np.full(n_t, -np.inf)
+        for k in scales:
+            if k > n_t:
+                continue
+            m = n_t - k + 1
+            sp = np.full(m, -np.inf)
+            sn = np.full(m, -np.inf)
+            raw = np.full(m, np.nan)
+            for a in range(m):
+                c = ccnt[a + k] - ccnt[a]
+                if c >= min_frac * k and c > 0:
+                    raw[a] = (csum[a + k] - csum[a]) / np.sqrt(c)
+            # calibrate each scale on the row itself: residuals are autocorrelated (weather,
+            # profile error), so window sums spread wider than N(0, 1) at long scales
+            fin = raw[~np.isnan(raw)]
+            if fin.size < 3:
+                continue
+            center = np.median(fin)
+            spread = 1.4826 * np.median(np.abs(fin - center))
+            if not spread > 0:
+                spread = 1.0
+            for a in range(m):
+                if not np.isnan(raw[a]):
+                    s = (raw[a] - center) / spread
+                    sp[a] = s
+                    sn[a] = -s
+            bp = np.full(n_t, -np.inf)
+            bq = np.full(n_t, -np.inf)
+            _sliding_max(sp, k, bp)
+            _sliding_max(sn, k, bq)
+            for t in range(n_t):
+                if bp[t] > hi[t]:
+                    hi[t] = bp[t]
+                if bq[t] > lo[t]:
+                    lo[t] = bq[t]
+        for t in range(n_t):
+            if np.isnan(row[t]):
+                continue
+            a = hi[t] if hi[t] > -np.inf else 0.0
+            b = lo[t] if lo[t] > -np.inf else 0.0
+            out[i, t] = a if a >= b else -b
+    return out
+
+
+def scan_max(z: np.ndarray, scales: tuple[int, ...], min_frac: float = 0.5) -> np.ndarray:
+    """Multi-scale scan statistic: for each step, the strongest ``sum(z) / sqrt(n)`` over every
+    window of a length in ``scales`` that contains the step (signed; NaN where ``z`` is NaN).
+
+    For independent standard-normal ``z`` each window sum is standard normal again; real
+    residuals are autocorrelated, so each scale is recentred and rescaled by the median and
+    MAD of its own window sums along the row. One threshold then serves short, sharp events
+    and long, slight ones alike.
+    """
+    return _scan_max(np.ascontiguousarray(z, dtype=np.float64), np.asarray(scales, dtype=np.int64), float(min_frac))
+
+
+def zone_median(x: np.ndarray, codes: np.ndarray, min_count: int = 3) -> np.ndarray:
+    """Median over the sensors of each zone at each step, broadcast back to the sensors.
+
+    ``codes`` (one integer per row) names the zone; where fewer than ``min_count`` sensors of
+    a zone report, the result is NaN (no buddies to compare with).
+    """
+    out = np.full_like(x, np.nan, dtype=np.float64)
+    for c in np.unique(codes):
+        rows = np.flatnonzero(codes == c)
+        if len(rows) < min_count:
+            continue
+        block = x[rows]
+        n = np.sum(~np.isnan(block), axis=0)
+        med = bn.nanmedian(block, axis=0)
+        med[n < min_count] = np.nan
+        out[rows] = med
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _long_runs(mask, min_len):  # pragma: no cover - compiled
+    n_s, n_t = mask.shape
+    out = np.zeros((n_s, n_t), dtype=np.bool_)
+    for i in range(n_s):
+        t = 0
+        while t < n_t:
+            if mask[i, t]:
+                u = t
+                while u < n_t and mask[i, u]:
+                    u += 1
+                if u - t >= min_len:
+                    for k in range(t, u):
+                        out[i, k] = True
+                t = u
+            else:
+                t += 1
+    return out
+
+
+def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """Keep only the runs of True along the last axis that are at least ``min_len`` long."""
+    return _long_runs(np.ascontiguousarray(mask, dtype=np.bool_), int(max(1, min_len)))
