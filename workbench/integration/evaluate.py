@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["score_incidents", "match_incidents", "false_alarm_rate"]
+__all__ = ["score_incidents", "match_incidents", "false_alarm_rate", "incident_benchmark"]
 
 _EVENT_KINDS = ("heatwave", "water_leak", "power_outage", "network_outage", "traffic_incident", "public_gathering")
 
@@ -98,3 +98,63 @@ def false_alarm_rate(incidents: pd.DataFrame, *, zones: int, days: float) -> flo
     """Event-kind incidents per zone-week (use on an event-free city)."""
     n = int(incidents["kind"].isin(_EVENT_KINDS).sum())
     return n / (zones * days / 7.0)
+
+
+def incident_benchmark(
+    seeds=(0, 1, 2, 3),
+    *,
+    tolerance: str = "1h",
+    quiet: bool = True,
+    **city: object,
+) -> dict[str, pd.DataFrame]:
+    """Detect and score incidents on reference cities (the numbers ``docs/integration.md`` reports).
+
+    Builds ``workbench.synth.make_city(seed=s, **city)`` for each seed (the reference city's
+    defaults: 12 zones, 40 sensors per system, 28 days), detects incidents and scores them
+    against the ground truth; with ``quiet`` also its event-free twin for false alarms.
+    Scoring code may read the ground truth; detectors never do.
+
+    Returns
+    -------
+    dict
+        ``by_kind`` (pooled over seeds: events, incidents, tp, precision, recall, f1, median
+        time to detect in minutes), ``by_seed`` (one row per seed: the ``all`` scores and
+        false alarms per zone-week), and ``shared`` (``workbench.scoring.score`` with
+        ``match="kind_zone"``, row-counting, per seed).
+    """
+    from workbench.integration.incidents import detect_incidents
+    from workbench.synth import ground_truth, make_city
+
+    per_kind, per_seed, shared = [], [], []
+    for seed in seeds:
+        c = make_city(seed=int(seed), **city)
+        inc = detect_incidents(c, anomalies=None)
+        events = ground_truth(c)[0]
+        s = score_incidents(inc, events, tolerance=tolerance)
+        s["seed"] = seed
+        per_kind.append(s)
+        row = {"seed": seed, **{k: s.loc["all", k] for k in ("n_events", "n_incidents", "tp", "precision", "recall", "f1", "ttd_median_min")}}
+        p = c.attrs.get("synth_params", "{}")
+        import json
+
+        prm = json.loads(p)
+        if quiet:
+            q = detect_incidents(make_city(seed=int(seed), **{**city, "events": False}))
+            row["false_alarms"] = int(q["kind"].isin(_EVENT_KINDS).sum())
+            row["false_alarms_per_zone_week"] = false_alarm_rate(q, zones=prm["zones"], days=prm["days"])
+        per_seed.append(row)
+        try:
+            from workbench.scoring import score
+        except ImportError:
+            continue
+        ev1 = _events_once(events)
+        sh = score(inc[inc["kind"].isin(_EVENT_KINDS)], ev1, tolerance=tolerance, match="kind_zone")
+        shared.append({"seed": seed, **{k: sh[k] for k in ("precision", "recall", "f1", "median_time_to_detect") if k in sh}})
+    allk = pd.concat(per_kind)
+    g = allk.groupby(level=0)[["n_events", "n_incidents", "tp"]].sum()
+    g["precision"] = g["tp"] / g["n_incidents"].where(g["n_incidents"] > 0)
+    g["recall"] = g["tp"] / g["n_events"].where(g["n_events"] > 0)
+    g["f1"] = 2 * g["precision"] * g["recall"] / (g["precision"] + g["recall"])
+    g["ttd_median_min"] = allk.groupby(level=0)["ttd_median_min"].median()
+    g = g.reindex([*_EVENT_KINDS, "all"])
+    return {"by_kind": g, "by_seed": pd.DataFrame(per_seed).set_index("seed"), "shared": pd.DataFrame(shared)}
