@@ -249,6 +249,7 @@ class Collector:
         self._label_cache: dict[str, str | None] = {}
         self._factor_cache: dict[tuple[str, str], tuple[float, float] | str] = {}
         self._var_names = list(registry.load_variables())
+        self._var_sys = np.array([registry.SYSTEMS.index(registry.system_of(x)) for x in self._var_names], dtype=np.int64)
         self._vmin = np.array([float(registry.variable(x)["valid_min"]) for x in self._var_names])
         self._vmax = np.array([float(registry.variable(x)["valid_max"]) for x in self._var_names])
         self._sensors = _Interner("object")
@@ -397,7 +398,7 @@ class Collector:
                 cols["site"] = self._site_codes(good, lat, lon, zone)
             if flag is not None:
                 cols["flag"] = np.asarray(flag, dtype=bool)[good]
-            self._acc.append(**cols)
+            self._acc.append(system=self._var_sys[cols["var"]], **cols)
 
     def _site_codes(self, good: np.ndarray, lat: _Col | None, lon: _Col | None, zone: _Col | None) -> np.ndarray:
         """Site (lat, lon, zone) code of each accepted row: the triples are few, rows many."""
@@ -481,8 +482,9 @@ class Collector:
             self._quarantined.append(_raw_table(table, "duplicate_conflict", table["detail"]))
             self.counts["duplicate_conflict"] += len(conflict)
         n_accepted = len(acc["row"]) - len(conflict)
-        fl = acc["flag"] if keep is None else acc["flag"] & keep
-        flagged = np.flatnonzero(fl)
+        flagged = self._acc.flagged()
+        if keep is not None:
+            flagged = flagged[keep[flagged]]
         quarantined = (
             pd.concat(self._quarantined, ignore_index=True).sort_values(["row", "reason"], kind="stable").reset_index(drop=True)
             if self._quarantined
@@ -506,7 +508,7 @@ class Collector:
                 }
             ),
         )
-        tree = build_tree(acc, tables, keep, history=f"workbench.io: {n_accepted} records read from {self.format} source")
+        tree = build_tree(acc, tables, keep, first=self._acc.first, history=f"workbench.io: {n_accepted} records read from {self.format} source")
         return tree, report
 
 

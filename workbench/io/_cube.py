@@ -22,8 +22,9 @@ from workbench import registry
 
 __all__ = ["Accepted", "Tables", "dedupe", "build_tree", "assemble"]
 
-#: columns of an :class:`Accepted` store and their dtypes
-FIELDS = {"row": "int64", "sensor": "int32", "var": "int16", "time": "int32", "value": "float64", "site": "int32", "flag": "bool"}
+#: columns of an :class:`Accepted` store and their dtypes (``row`` is int32 while it fits)
+FIELDS = {"row": "int64", "sensor": "int32", "var": "int16", "time": "int32", "value": "float64", "site": "int32"}
+_PAIR_LIMIT = 1_000_000  # (system, sensor, site) first positions tracked while there are at most this many
 
 
 @dataclass
@@ -39,17 +40,47 @@ class Tables:
 
 
 class Accepted:
-    """Columns of accepted readings, appended block by block, concatenated once."""
+    """Columns of accepted readings, appended block by block, concatenated once.
+
+    Besides the columns it tracks, per ``(system, sensor, site)``, the position of the first
+    reading (so the sensor coordinates need no pass over all readings) and the positions of
+    readings the source flagged (sparse).
+    """
 
     def __init__(self) -> None:
         self._parts: dict[str, list[np.ndarray]] = {k: [] for k in FIELDS}
+        self._flagged: list[np.ndarray] = []
+        self.first: dict[int, int] | None = {}
         self.n = 0
 
-    def append(self, **cols: np.ndarray) -> None:
+    def append(self, *, system: np.ndarray, flag: np.ndarray | None = None, **cols: np.ndarray) -> None:
         n = len(cols["row"])
+        row = np.asarray(cols["row"])
+        small = n and row.min() >= 0 and row.max() < 2**31
+        cols["row"] = row.astype("int32" if small else "int64")
+        cols.setdefault("site", np.full(n, -1, "int32"))
         for k, dtype in FIELDS.items():
-            self._parts[k].append(np.asarray(cols[k], dtype=dtype) if k in cols else np.full(n, -1 if k == "site" else 0, dtype))
+            self._parts[k].append(cols[k] if k == "row" else np.asarray(cols[k], dtype=dtype))
+        if flag is not None and flag.any():
+            self._flagged.append(self.n + np.flatnonzero(flag))
+        self._note_first(system, cols["sensor"], cols["site"])
         self.n += n
+
+    def _note_first(self, system: np.ndarray, sensor: np.ndarray, site: np.ndarray) -> None:
+        if self.first is None:
+            return
+        if len(sensor) and (sensor.max() >= 2**28 or site.max() >= 2**27):
+            self.first = None
+            return
+        key = (system.astype(np.int64) << 56) | (np.asarray(sensor, np.int64) << 28) | (np.asarray(site, np.int64) + 1)
+        keys, pos = np.unique(key, return_index=True)
+        for k, p in zip(keys.tolist(), (pos + self.n).tolist()):
+            self.first.setdefault(k, p)
+        if len(self.first) > _PAIR_LIMIT:
+            self.first = None
+
+    def flagged(self) -> np.ndarray:
+        return np.concatenate(self._flagged) if self._flagged else np.zeros(0, np.int64)
 
     def columns(self) -> dict[str, np.ndarray]:
         """Concatenate (column by column, freeing the parts as it goes)."""
@@ -64,7 +95,7 @@ class Accepted:
 def _rank_present(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Codes present (ascending code order) and a lookup code -> position among them."""
     present = np.flatnonzero(np.bincount(codes, minlength=size))
-    lookup = np.full(size, -1, dtype=np.int64)
+    lookup = np.full(size, -1, dtype=np.int64 if size >= 2**31 else np.int32)
     lookup[present] = np.arange(len(present))
     return present, lookup
 
@@ -94,7 +125,11 @@ def _cells(acc: dict[str, np.ndarray], idx: np.ndarray | None, tables: Tables) -
     ps, ls = _rank_present(s, len(tables.sensors))
     pt, lt = _rank_present(t, len(tables.times))
     pv, lv = _rank_present(v, len(tables.variables))
-    cell = (lv[v] * len(ps) + ls[s]) * len(pt) + lt[t]
+    cell = lv[v].astype(np.int64)  # built in place: one array of 8 bytes a reading
+    cell *= len(ps)
+    cell += ls[s]
+    cell *= len(pt)
+    cell += lt[t]
     return cell, len(pv) * len(ps) * len(pt)
 
 
@@ -110,9 +145,7 @@ def dedupe(acc: dict[str, np.ndarray], tables: Tables) -> tuple[np.ndarray | Non
     extra: list[np.ndarray] = []
     for _, idx in _system_groups(acc, tables):
         cell, ncells = _cells(acc, idx, tables)
-        counts = np.bincount(cell, minlength=ncells)
-        dup = counts[cell] > 1
-        del counts
+        dup = (np.bincount(cell, minlength=ncells) > 1)[cell]
         if not dup.any():
             continue
         pos = np.flatnonzero(dup) if idx is None else idx[dup]
@@ -157,28 +190,41 @@ def conflict_table(acc: dict[str, np.ndarray], pos: np.ndarray, tables: Tables) 
     })
 
 
-def _first_per_sensor(ls: np.ndarray, site: np.ndarray, ok_site: np.ndarray, n_sensors: int) -> np.ndarray:
+def _pairs(acc: dict[str, np.ndarray], idx: np.ndarray | None, keep: np.ndarray | None, system: int,
+           first: dict[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sensor code, site code, position)`` of the first kept reading of each (sensor, site)
+    pair of one system: from the table kept while reading, or by hashing all its readings."""
+    if first is not None:
+        keys = np.array([k for k in first if (k >> 56) == system], dtype=np.int64)
+        pos = np.array([first[k] for k in keys.tolist()], dtype=np.int64)
+        if keep is None or keep[pos].all():
+            return (keys >> 28) & (2**28 - 1), (keys & (2**28 - 1)) - 1, pos
+    take = (lambda a: a) if idx is None else (lambda a: a[idx])
+    s, site = take(acc["sensor"]).astype(np.int64), take(acc["site"]).astype(np.int64)
+    at = np.flatnonzero(~pd.Series((s << 28) | (site + 1)).duplicated().to_numpy())
+    return s[at], site[at], at
+
+
+def _first_per_sensor(s: np.ndarray, site: np.ndarray, pos: np.ndarray, ok_site: np.ndarray, n_sensors: int) -> np.ndarray:
     """Per local sensor, the site of its first reading whose site has the attribute (-1: none)."""
     out = np.full(n_sensors, -1, dtype=np.int64)
-    if not len(ls) or not ok_site.any():
-        return out
-    n_sites = len(ok_site)
-    key = ls.astype(np.int64) * (n_sites + 1) + (site + 1)
-    first = np.flatnonzero(~pd.Series(key).duplicated().to_numpy())  # first reading of each (sensor, site)
-    s, st = ls[first], site[first]
-    has = (st >= 0) & ok_site[np.maximum(st, 0)]
-    s, st, first = s[has], st[has], first[has]
+    has = (site >= 0) & ok_site[np.maximum(site, 0)] if len(ok_site) else np.zeros(len(site), bool)
+    s, st, pos = s[has], site[has], pos[has]
     if not len(s):
         return out
-    order = np.lexsort((first, s))  # by sensor, then by position of the reading
+    order = np.lexsort((pos, s))  # by sensor, then by position of the reading
     s, st = s[order], st[order]
     head = np.r_[True, s[1:] != s[:-1]]
     out[s[head]] = st[head]
     return out
 
 
-def build_tree(acc: dict[str, np.ndarray], tables: Tables, keep: np.ndarray | None, *, history: str = "") -> xr.DataTree:
-    """The cube: one ``(sensor, time)`` node per system, canonical units and CF attributes."""
+def build_tree(acc: dict[str, np.ndarray], tables: Tables, keep: np.ndarray | None, *,
+               first: dict[int, int] | None = None, history: str = "") -> xr.DataTree:
+    """The cube: one ``(sensor, time)`` node per system, canonical units and CF attributes.
+
+    ``first``: :attr:`Accepted.first` (``None``: work the coordinates out from all readings).
+    """
     nodes: dict[str, xr.Dataset] = {}
     for system, idx in _system_groups(acc, tables, keep):
         take = (lambda a: a) if idx is None else (lambda a, idx=idx: a[idx])
@@ -193,36 +239,40 @@ def build_tree(acc: dict[str, np.ndarray], tables: Tables, keep: np.ndarray | No
         times = tables.times[pt[tsort]].astype("datetime64[ns]")
         lt_of = np.full(len(tables.times), -1, dtype=np.int64)
         lt_of[pt[tsort]] = np.arange(len(pt))
-        ls, lt = ls_of[s], lt_of[t]
+        flat = ls_of[s]  # flat cell index, built in place
+        flat *= len(times)
+        flat += lt_of[t]
         values = take(acc["value"])
         data_vars = {}
         var_codes = set(np.unique(v).tolist())
-        single = len(var_codes) == 1
         for name in registry.variables_of(system):
             if name not in tables.variables or tables.variables.index(name) not in var_codes:
                 continue
             arr = np.full((len(sensors), len(times)), np.nan)
-            if single:
-                arr[ls, lt] = values
+            if len(var_codes) == 1:
+                arr.ravel()[flat] = values
             else:
                 m = v == tables.variables.index(name)
-                arr[ls[m], lt[m]] = values[m]
+                arr.ravel()[flat[m]] = values[m]
             entry = registry.variable(name)
             attrs = {"units": entry["units"], "long_name": entry["long_name"], "system": system}
             if entry.get("standard_name"):
                 attrs["standard_name"] = entry["standard_name"]
             data_vars[name] = (("sensor", "time"), arr, attrs)
-        del lt
-        site = take(acc["site"])
+        del flat
+        ps_code, site, pos = _pairs(acc, idx, keep, registry.SYSTEMS.index(system), first)
+        ls = ls_of[ps_code]
+        keep_pair = ls >= 0
+        ls, site, pos = ls[keep_pair], site[keep_pair], pos[keep_pair]
         lat = np.full(len(sensors), np.nan)
         lon = np.full(len(sensors), np.nan)
         zone = np.full(len(sensors), "", dtype=object)
-        for attr, ok_site, target in (("lat", ~np.isnan(tables.site_lat), lat), ("lon", ~np.isnan(tables.site_lon), lon),
-                                      ("zone", np.array([z is not None for z in tables.site_zone], dtype=bool), zone)):
-            first = _first_per_sensor(ls, site, ok_site, len(sensors))
-            has = first >= 0
-            src = {"lat": tables.site_lat, "lon": tables.site_lon, "zone": tables.site_zone}[attr]
-            target[has] = [str(x) for x in src[first[has]]] if attr == "zone" else src[first[has]]
+        for src, ok_site, target in ((tables.site_lat, ~np.isnan(tables.site_lat), lat),
+                                     (tables.site_lon, ~np.isnan(tables.site_lon), lon),
+                                     (tables.site_zone, np.array([z is not None for z in tables.site_zone], dtype=bool), zone)):
+            got = _first_per_sensor(ls, site, pos, ok_site, len(sensors))
+            has = got >= 0
+            target[has] = [str(x) for x in src[got[has]]] if target is zone else src[got[has]]
         coords = {
             "sensor": ("sensor", sensors),
             "time": ("time", times),
@@ -261,5 +311,6 @@ def assemble(acc: pd.DataFrame, *, history: str = "") -> xr.DataTree:
     cols: dict[str, Any] = {"row": np.arange(n), "sensor": s_codes, "var": v_codes, "time": t_codes,
                             "value": pd.Series(acc["value"]).to_numpy(dtype="float64") if n else np.zeros(0), "site": site}
     store = Accepted()
-    store.append(**cols)
-    return build_tree(store.columns(), tables, None, history=history)
+    var_sys = np.array([registry.SYSTEMS.index(registry.system_of(x)) for x in variables] or [0], dtype=np.int64)
+    store.append(system=var_sys[v_codes], **cols)
+    return build_tree(store.columns(), tables, None, first=store.first, history=history)

@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.io._build import Collector
+from workbench.io._build import Collector, _as_string, _Col, _truthy, col_from_arrow, to_float
 from workbench.io._source import file_sha256, open_source_error
 from workbench.io.report import IngestReport, ReadError
 
@@ -113,26 +114,6 @@ def _resolve_mapping(
     return cols, units
 
 
-def _rows(batch: pd.DataFrame, cols: Mapping[str, Any], first_row: int) -> pd.DataFrame:
-    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(batch), dtype="int64")})
-    for key, src in cols.items():
-        if isinstance(src, str):
-            out[key] = batch[src].to_numpy()
-        else:
-            joined = batch[src[0]].astype("string")
-            for part in src[1:]:
-                joined = joined + ":" + batch[part].astype("string")
-            out[key] = joined.to_numpy()
-    if "wkt" in out:
-        xy = pd.Series(out["wkt"]).astype("string").str.extract(
-            r"POINT\s*(?:Z\s*)?\(\s*([-+0-9.eE]+)[\s,]+([-+0-9.eE]+)", expand=True
-        )
-        out["lon"] = out["lon"] if "lon" in out else xy[0].to_numpy()
-        out["lat"] = out["lat"] if "lat" in out else xy[1].to_numpy()
-        out = out.drop(columns="wkt")
-    return out
-
-
 class _Recode(io.RawIOBase):
     """A binary file re-encoded to UTF-8 with undecodable bytes replaced."""
 
@@ -156,32 +137,149 @@ class _Recode(io.RawIOBase):
         return n
 
 
-def _csv_batches(
-    path: Path, *, encoding: str, block_size: int, bad: list[tuple[int | None, str]], delimiter: str
-) -> Iterator[pd.DataFrame]:
+def _pieces(stream: Any, block_size: int) -> Iterator[bytes]:
+    """Cut a byte stream into pieces of about ``block_size`` bytes, each ending at a newline
+    outside double quotes (so no record is split; a quoted field may hold newlines)."""
+    buf = b""
+    while True:
+        chunk = stream.read(block_size)
+        if not chunk:
+            if buf:
+                yield buf
+            return
+        buf = buf + chunk if buf else chunk
+        cut = buf.rfind(b"\n")
+        quotes = buf.count(b'"', 0, cut) if cut >= 0 else 0
+        while cut >= 0 and quotes % 2:  # inside a quoted field: step back a line
+            prev = buf.rfind(b"\n", 0, cut)
+            quotes -= buf.count(b'"', prev + 1, cut)
+            cut = prev
+        if cut < 0:
+            continue
+        yield buf[: cut + 1]
+        buf = buf[cut + 1 :]
+
+
+def _csv_tables(
+    path: Path, *, encoding: str, block_size: int, delimiter: str, direct: bool
+) -> Iterator[tuple[Any, list[tuple[int, str]]]]:
+    """Arrow tables of the file, one per piece of about ``block_size`` bytes, every column as
+    text, each with its malformed records ``(number within the piece, text)``.
+
+    The file is cut into pieces here, not by Arrow's streaming reader, because that one reads
+    the whole input ahead: memory then grows with the file. ``direct``: the bytes are valid
+    UTF-8 without a BOM and go to Arrow as they are; otherwise they are re-encoded on the way
+    (:class:`_Recode`), undecodable bytes replaced.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    def on_bad(row: Any) -> str:
-        bad.append((row.number, row.text))
-        return "skip"
-
+    header = _header(path, encoding=encoding, delimiter=delimiter)
+    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda r: (bad.append((r.number, r.text)), "skip")[1])
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=True,
+                                   null_values=[""], check_utf8=not direct)
     with open(path, "rb") as raw:
-        head = raw.read(4)
-        raw.seek(3 if head.startswith(codecs.BOM_UTF8) else 0)
-        stream = io.BufferedReader(_Recode(raw, encoding), buffer_size=1 << 20)
-        # every column as text: types come from the builder, not from guessing
-        header = _header(path, encoding=encoding, delimiter=delimiter)
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_bad),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in header}, strings_can_be_null=True, null_values=[""]
-            ),
+        if direct:
+            stream: Any = raw
+        else:
+            head = raw.read(4)
+            raw.seek(3 if head.startswith(codecs.BOM_UTF8) else 0)
+            stream = io.BufferedReader(_Recode(raw, encoding), buffer_size=1 << 20)
+        first = True
+        for piece in _pieces(stream, block_size):
+            bad: list[tuple[int, str]] = []
+            skip = 1 if first else 0  # numbers count the header line when it is in the piece
+            read = pacsv.ReadOptions(use_threads=False, column_names=header, skip_rows=skip, block_size=max(len(piece), 1))
+            first = False
+            if not piece.strip(b"\r\n\t "):
+                continue
+            try:
+                table = pacsv.read_csv(pa.py_buffer(piece), read_options=read, parse_options=parse, convert_options=convert)
+            except pa.ArrowInvalid as exc:
+                if "Empty CSV" in str(exc):
+                    continue
+                raise
+            yield table, [(n - skip, text) for n, text in bad]
+
+
+def _hash_and_check(path: Path, encoding: str) -> tuple[str, bool]:
+    """SHA-256 of the file and whether Arrow can read it directly (UTF-8, valid, no BOM), in one pass."""
+    h = hashlib.sha256()
+    direct = codecs.lookup(encoding).name == "utf-8"
+    dec = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    with open(path, "rb") as fh:
+        first = True
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+            if first:
+                direct = direct and not block.startswith(codecs.BOM_UTF8)
+                first = False
+            if direct:
+                try:
+                    dec.decode(block)
+                except UnicodeDecodeError:
+                    direct = False
+        if direct:
+            try:
+                dec.decode(b"", final=True)
+            except UnicodeDecodeError:
+                direct = False
+    return h.hexdigest(), direct
+
+
+def _block(collector: Collector, batch: Any, cols: Mapping[str, Any], rows: np.ndarray) -> None:
+    """Hand one Arrow batch to the collector column-wise (dictionary-encoded, values cast in C)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def column(src: Any) -> Any:
+        if isinstance(src, str):
+            return batch.column(src)
+        parts = [pc.cast(batch.column(c), pa.string()) for c in src]
+        return pc.binary_join_element_wise(*parts, ":")
+
+    enc = {key: col_from_arrow(column(src)) for key, src in cols.items() if key not in ("value", "flag", "wkt")}
+    if "wkt" in cols:
+        w = col_from_arrow(column(cols["wkt"]))
+        xy = pd.Series(w.uniques, dtype="string").str.extract(
+            r"POINT\s*(?:Z\s*)?\(\s*([-+0-9.eE]+)[\s,]+([-+0-9.eE]+)", expand=True
         )
-        for batch in reader:
-            yield batch.to_pandas()
+        for key, part in (("lon", 0), ("lat", 1)):
+            enc.setdefault(key, _Col(w.codes, xy[part].to_numpy(dtype=object, na_value=None)))
+    raw = column(cols["value"])
+    collector.add_block(
+        row=rows,
+        value=_floats(raw),
+        raw_value=lambda idx: _as_string(raw.take(pa.array(idx)).to_pandas()).to_numpy(dtype=object, na_value=pd.NA),
+        flag=_truthy_arrow(column(cols["flag"])) if "flag" in cols else None,
+        **enc,
+    )
+
+
+def _floats(arr: Any) -> np.ndarray:
+    """Arrow values -> float64, NaN where not a finite number (cast in C; pandas for dirty blocks)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        try:
+            out = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return to_float(arr.to_pandas())
+        out = np.array(out, dtype="float64")
+        out[~np.isfinite(out)] = np.nan
+        return out
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+        out = np.array(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
+        out[~np.isfinite(out)] = np.nan
+        return out
+    return to_float(arr.to_pandas())
+
+
+def _truthy_arrow(arr: Any) -> np.ndarray:
+    col = col_from_arrow(arr)
+    per = _truthy(pd.Series(col.uniques)) if len(col.uniques) else np.zeros(0, bool)
+    return np.append(per, False)[col.codes]
 
 
 def _header(path: Path, *, encoding: str, delimiter: str) -> list[str]:
@@ -204,7 +302,7 @@ def read_long(
     time_format: str | None = None,
     encoding: str = "utf-8",
     delimiter: str = ",",
-    block_size: int = 16 << 20,
+    block_size: int = 4 << 20,
 ) -> tuple[xr.DataTree, IngestReport]:
     """Read a long CSV or Parquet file of observations.
 
@@ -228,7 +326,7 @@ def read_long(
     open_source_error(path)
     is_parquet = path.suffix.lower() in (".parquet", ".pq")
     fmt = "parquet" if is_parquet else "csv"
-    bad: list[tuple[int | None, str]] = []
+    bad: list[tuple[int, str]] = []
     if is_parquet:
         import pyarrow.parquet as pq
 
@@ -237,32 +335,45 @@ def read_long(
         except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
             raise ReadError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}).") from None
         columns = list(pf.schema_arrow.names)
-        batches: Iterator[pd.DataFrame] = (b.to_pandas() for b in pf.iter_batches(batch_size=1_000_000))
+        batches: Iterator[Any] = pf.iter_batches(batch_size=1_000_000)
+        sha256 = file_sha256(path)
     else:
         columns = _header(path, encoding=encoding, delimiter=delimiter)
-        batches = _csv_batches(path, encoding=encoding, block_size=block_size, bad=bad, delimiter=delimiter)
+        sha256, direct = _hash_and_check(path, encoding)
+        tables = _csv_tables(path, encoding=encoding, block_size=block_size, delimiter=delimiter, direct=direct)
     cols, preset_units = _resolve_mapping(columns, mapping, str(path))
     collector = Collector(
         source=str(path),
-        sha256=file_sha256(path),
+        sha256=sha256,
         format=f"long-{fmt}",
         variables=variables,
         units={**preset_units, **(units or {})},
         naive_tz=naive_tz,
         time_format=time_format,
     )
-    row = 1
+    row = 0  # records numbered as in the file: 1 = the first record after the header line
     try:
-        for batch in batches:
-            collector.add(_rows(batch, cols, row))
-            row += len(batch)
+        if is_parquet:
+            for batch in batches:
+                _block(collector, batch, cols, np.arange(row + 1, row + 1 + batch.num_rows, dtype=np.int64))
+                row += batch.num_rows
+        else:
+            for table, broken in tables:
+                records = np.arange(1, table.num_rows + len(broken) + 1, dtype=np.int64)
+                numbers = row + (np.delete(records, [n - 1 for n, _ in broken]) if broken else records)
+                bad += [(row + n, text) for n, text in broken]
+                at = 0
+                for batch in table.to_batches():
+                    _block(collector, batch, cols, numbers[at : at + batch.num_rows])
+                    at += batch.num_rows
+                row += len(records)
     except ReadError:
         raise
     except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends: the file itself is broken
-        raise ReadError(f"{path}: cannot be read as {fmt} after data row {row - 1} ({type(exc).__name__}: {exc}).") from None
+        raise ReadError(f"{path}: cannot be read as {fmt} after data row {row} ({type(exc).__name__}: {exc}).") from None
     if bad:
         collector.quarantine(
-            pd.DataFrame({"row": [n - 1 if n else 0 for n, _ in bad], "value": [t for _, t in bad]}),
+            pd.DataFrame({"row": [n for n, _ in bad], "value": [t for _, t in bad]}),
             "malformed_record",
             "wrong number of fields",
         )
