@@ -115,7 +115,7 @@ def score(detected: pd.DataFrame, truth: pd.DataFrame, *, tolerance: str | pd.Ti
     recall = rec / n_t if n_t else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     first = pairs.groupby("truth")["delay"].min() if len(pairs) else pd.Series(dtype="timedelta64[ns]")
-    ttd = pd.Timedelta(np.median(first.to_numpy().astype("int64")), unit="ns") if len(first) else pd.NaT
+    ttd = pd.to_timedelta(first).median() if len(first) else pd.NaT
     return {
         "precision": float(precision), "recall": float(recall), "f1": float(f1), "median_time_to_detect": ttd,
         "n_detected": n_d, "n_truth": n_t, "true_positives": tp, "recalled": rec,

@@ -16,7 +16,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.perception.align import align
 from workbench.perception.anomalies import DEFAULT_THRESHOLD, anomaly_scores, detect_anomalies, profile_key
 from workbench.perception.flags import BAD, FLAG_MASKS, FLAG_MEANINGS, flag_events, flag_names, qc_attrs, quality_flags
 
-__all__ = ["quality_flags", "flag_events", "anomaly_scores", "detect_anomalies", "profile_key", "DEFAULT_THRESHOLD", "FLAG_MASKS", "FLAG_MEANINGS", "BAD", "flag_names", "qc_attrs"]
+__all__ = ["align", "quality_flags", "flag_events", "anomaly_scores", "detect_anomalies", "profile_key", "DEFAULT_THRESHOLD", "FLAG_MASKS", "FLAG_MEANINGS", "BAD", "flag_names", "qc_attrs"]

@@ -185,6 +185,9 @@ def quality_flags(ds: xr.Dataset | xr.DataTree, *, thresholds: Mapping[str, Any]
         new = {}
         for name in names:
             qc, th = _flags_one(d, name, thresholds)
+            if f"{name}_qc" in d:  # keep the marks of earlier steps (align's filled bit)
+                qc = (qc | (d[f"{name}_qc"].astype(np.uint8) & np.uint8(K.FILLED))).astype(np.uint8)
+                qc.attrs = qc_attrs(name, d[name].attrs.get("long_name"))
             new[f"{name}_qc"] = qc
             comp = ((qc & BAD) == 0).mean("time")
             comp.attrs = {"long_name": f"completeness of {d[name].attrs.get('long_name', name)}", "units": "1",
