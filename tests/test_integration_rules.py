@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.integration.rules import ALERT_COLUMNS, respond
+from workbench.integration.rules import ALERT_COLUMNS, load_rules, respond
 
 T = pd.date_range("2026-07-06", periods=48, freq="1h")
 
@@ -38,16 +38,19 @@ def test_low_confidence_leak_is_filtered_and_certainty_follows_confidence():
     assert respond(None, _inc("water_leak", conf=0.6))["certainty"].iloc[0] == "Possible"
 
 
+HEAT_RULES = [r for r in load_rules() if r["id"].startswith("heatwave")]
+
+
 def test_heatwave_with_load_at_its_peak_adds_demand_response():
-    hot = respond(_state("Z01"), _inc("heatwave"))
+    hot = respond(_state("Z01"), _inc("heatwave"), rules=HEAT_RULES)
     assert set(hot["rule"]) == {"heatwave", "heatwave-load-peak"}
     peak = hot[hot["rule"] == "heatwave-load-peak"].iloc[0]
     assert peak.domain == "industry_commerce" and "demand-response" in peak.action
     assert any(e.get("variable") == "electric_load" for e in json.loads(peak.evidence))
     # same heatwave, load at its usual level: only the heatwave notice
-    assert set(respond(_state(None), _inc("heatwave"))["rule"]) == {"heatwave"}
+    assert set(respond(_state(None), _inc("heatwave"), rules=HEAT_RULES)["rule"]) == {"heatwave"}
     # load peak in another zone does not count
-    assert set(respond(_state("Z02"), _inc("heatwave"))["rule"]) == {"heatwave"}
+    assert set(respond(_state("Z02"), _inc("heatwave"), rules=HEAT_RULES)["rule"]) == {"heatwave"}
 
 
 def test_index_rule_needs_the_index_low_long_enough():
