@@ -384,6 +384,11 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
             "measured_sensors": sensors, "input_mb": round(input_bytes(ctx.store) / 1e6, 1) if (sc.floor or sc.setup) else None,
         }
     finally:
+        import shutil
+
+        for c in (locals().get("small"), locals().get("ctx")):
+            if c is not None:
+                shutil.rmtree(c.scratch, ignore_errors=True)
         if sampler is not None:
             sampler._stop.set()
         if cluster is not None:
@@ -497,9 +502,16 @@ def run_scenarios(
         row["vs_floor"] = round(got["seconds"] / floor_s, 2) if floor_s else None
         if row.get("input_mb"):
             row["mem_ratio"] = round(got["peak_rss_mb"] / row["input_mb"], 3)
-        row["cold_start_s"] = None if got.get("warmup_s") is None else round(got["import_s"] + got["warmup_s"], 2)
+        first = got.get("warmup_s") if sc.warmup else got["seconds"]  # no warm-up: the timed call was the first
+        row["cold_start_s"] = None if first is None else round(got["import_s"] + first, 2)
         log(f"  {got['seconds']:.3f} s, peak {got['peak_rss_mb']:.0f} MB, vs pandas {row['vs_pandas']}, vs floor {row['vs_floor']}")
         rows.append(row)
+    threaded = {(r["stage"], r["sensors"], r["days"]): r for r in rows if r.get("scheduler") == "threads" and r.get("seconds")}
+    for r in rows:
+        twin = threaded.get((r["stage"], r["sensors"], r["days"]))
+        if r.get("scheduler") != "threads" and twin and r.get("seconds"):
+            r["vs_threaded"] = round(r["seconds"] / twin["seconds"], 2)
+            log(f"• {r['stage']} @ {r['sensors']} × {r['days']} d: {r['scheduler']} / threads = {r['vs_threaded']}")
     return rows
 
 

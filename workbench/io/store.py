@@ -133,14 +133,25 @@ def read_city(path: str | os.PathLike, *, chunks: dict | str | None = "store") -
 
 
 def _load_small_coords(tree: xr.DataTree) -> xr.DataTree:
-    """Load the 1-D coordinates (``lat``, ``lon``, ``zone`` along ``sensor``…) into memory.
+    """Load the 1-D coordinates (``lat``, ``lon``, ``zone`` along ``sensor``…) into memory,
+    and give strings the object dtype a city built in memory has.
 
     They are small (one value per sensor or zone) and grouping by a lazy coordinate fails
-    ("pass labels to UniqueGrouper", PERFORMANCE.md pitfall 4); the data stay lazy.
+    ("pass labels to UniqueGrouper", PERFORMANCE.md pitfall 4); the data stay lazy. Zarr v3
+    strings come back as numpy's variable-width ``StringDType``, which pandas and
+    ``astype(str)`` do not all accept: they become ``object``, as in ``make_city``.
     """
     for node in tree.subtree:
-        lazy = [name for name, c in node.coords.items() if c.ndim == 1 and name not in node.dims and c.chunks is not None]
+        ds = node.to_dataset()
+        lazy = {name: c.compute() for name, c in ds.coords.items() if c.ndim == 1 and name not in ds.dims and c.chunks is not None}
         if lazy:
             # boundary: a few bytes per sensor; the cube itself is not touched
-            node.dataset = node.to_dataset().assign_coords({name: node.coords[name].compute() for name in lazy})
+            ds = ds.assign_coords(lazy)
+        strings = [name for name, v in ds.variables.items() if v.ndim <= 1 and v.dtype.kind == "T"]
+        if strings:
+            # boundary: string labels (ids, zone names), one per sensor or zone
+            ds = ds.assign({n: ds[n].astype(object) for n in strings if n in ds.data_vars})
+            ds = ds.assign_coords({n: ds[n].astype(object) for n in strings if n in ds.coords})
+        if lazy or strings:
+            node.dataset = ds
     return tree
