@@ -97,6 +97,18 @@ def sensor_residuals(ds: xr.Dataset, variable: str) -> xr.DataArray:
     return res.rename(variable)
 
 
+def _one_sensor_chunk(res: xr.DataArray, *, target_bytes: float = 100e6) -> xr.DataArray:
+    """The one deliberate rechunk (docs/scale.md): all sensors in one chunk, time split to
+    keep ~100 MB chunks. A grouped median over several sensor chunks fails in flox 0.11
+    ("Reindexing only valid with uniquely valued Index objects"); a 10,000-sensor city
+    has several sensor chunks per system."""
+    if res.chunks is None or len(res.chunks[res.get_axis_num("sensor")]) == 1:
+        return res
+    n_sensor, n_time = res.sizes["sensor"], res.sizes["time"]
+    t = max(1, min(n_time, int(target_bytes // (n_sensor * res.dtype.itemsize))))
+    return res.chunk({"sensor": -1, "time": t})
+
+
 def zone_residuals(city: xr.DataTree, *, variables: dict[str, str] | None = None) -> xr.Dataset:
     """Median over each zone's sensors of every variable's residual: dims ``zone × time``.
 
@@ -126,7 +138,7 @@ def zone_residuals(city: xr.DataTree, *, variables: dict[str, str] | None = None
     out = {}
     for var, system in variables.items():
         ds = city[system].to_dataset()
-        res = sensor_residuals(ds, var)
+        res = _one_sensor_chunk(sensor_residuals(ds, var))
         zone = ds["zone"]
         med = res.groupby(zone).median(skipna=True)
         cnt = ds[var].notnull().groupby(zone).sum()
