@@ -67,7 +67,9 @@ def _tiny_run(ctx):
     return workbench.run(make_city(zones=4, sensors_per_system=10, days=7), progress=False)
 
 
-SCENARIOS = [
+SCENARIOS = [  # cheapest first: a run cut short still has the small sizes
+    Scenario(stage="cold_start", sensors=280, days=7, run=_tiny_run, floor=None, warmup=False, repeats=1, quick=True,
+             note="fresh process: imports + first workbench.run (JIT) on a 4-zone, 70-sensor week"),
     Scenario(stage="pipeline", sensors=1_000, days=30, run=_run, pandas=_pandas_chain, floor="io", quick=True,
              note="quick size"),
     Scenario(stage="pipeline", sensors=1_000, days=365, run=_run, pandas=_pandas_chain, floor="io",
@@ -78,6 +80,4 @@ SCENARIOS = [
              floor="io", memory_limit_gib=16),
     Scenario(stage="pipeline_3y", sensors=1_000, days=3 * 365, run=_run, floor="io", memory_limit_gib=8,
              note="out of core: 3 years"),
-    Scenario(stage="cold_start", sensors=280, days=7, run=_tiny_run, floor=None, warmup=False, repeats=1, quick=True,
-             note="fresh process: imports + first workbench.run (JIT) on a 4-zone, 70-sensor week"),
 ]
