@@ -1,6 +1,15 @@
-"""Benchmark: ingest of a long CSV (1 M and 10 M rows) against pandas and against the I/O floor.
+"""Benchmark: ingest of a long CSV (1 M and 10 M rows) against pandas and against one numpy pass.
 
-What is measured, each scenario in its own subprocess (``python bench_ingest.py --scenario``):
+Two ways to run it:
+
+- ``make bench`` (``benchmarks/run.py``) picks up :data:`SCENARIOS` (stage ``ingest_long_csv``,
+  the harness's interface, docs/benchmarks.md): workbench and pandas in their own
+  subprocesses, ``vs_pandas``, peak memory, cold start. The harness's floors are for Zarr
+  stores, so those rows have no ``vs_floor``.
+- ``python benchmarks/bench_ingest.py`` measures the three scenarios below for 1 M and 10 M
+  rows, the floor included, and writes ``benchmarks/results/ingest.json``.
+
+Scenarios, each in its own subprocess:
 
 ``workbench``
     ``workbench.io.read_observations(path)``: stream, validate, convert units, quarantine,
@@ -11,28 +20,32 @@ What is measured, each scenario in its own subprocess (``python bench_ingest.py 
     -- no validation, no units, no report.
 ``floor``
     One numpy pass over the same bytes: the file is read in 16 MiB blocks into one reused
-    buffer (``readinto``) and each block summed as ``uint64`` words (``np.add.reduce``). This
-    is the cost of touching every byte once from the page cache with bounded memory; the
-    cache is warm (the file was just written or read).
+    buffer (``readinto``) and each block summed as ``uint64`` words (``np.add.reduce``, one
+    thread). This is the cost of touching every byte once from the page cache with bounded
+    memory; the cache is warm (the file was just written or read).
 
+Before timing, each process makes one untimed warm-up call on the first 2,000 lines of the same
+file (registry, pint and first-call costs; the harness reports these as ``cold_start_s``).
 Peak memory is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` at the end minus the same value
-after the imports, so it is the extra memory the scenario needed. Times are wall-clock
-seconds; the ratio columns are ``vs_pandas = seconds / pandas seconds`` and ``vs_floor =
-seconds / floor seconds`` (so < 1 is faster), and ``mem_vs_pandas`` likewise for peak memory.
+after the imports and the warm-up. Times are wall-clock seconds (``cpu_seconds`` beside them:
+the machine is shared). Ratios follow the harness: ``vs_pandas = pandas seconds / seconds``
+(above 1 the workbench is faster), ``vs_floor = seconds / floor seconds``, and
+``mem_vs_pandas = peak / pandas peak``.
 
 The CSV (``sensor,time,variable,value,unit,lat,lon,zone``, ISO 8601 UTC times, values to
-three decimals, in :func:`workbench.io.to_long` order: sensor by sensor) is generated once
-from the reference city's energy system (``make_city(zones=20, sensors_per_system=143,
-days=...)``, 143 feeders at 15 min) and cached in ``benchmarks/results/tmp/`` (git-ignored).
+three decimals, in :func:`workbench.io.to_long` order: sensor by sensor) is generated once,
+in its own subprocess, from the reference city's energy system (``make_city(zones=20,
+sensors_per_system=143, days=...)``, 143 feeders at 15 min, cut to exactly the row count)
+and cached in ``benchmarks/results/tmp/`` (git-ignored).
 
 Usage::
 
     nice .venv/bin/python benchmarks/bench_ingest.py            # 1 M and 10 M rows
     nice .venv/bin/python benchmarks/bench_ingest.py --rows 1000000 --repeat 3
 
-Results go to ``benchmarks/results/ingest.json`` (a list of rows ``stage, rows, seconds,
-rows_per_s, peak_rss_mb, vs_pandas, vs_floor`` plus ``seconds_median, repeats,
-mem_vs_pandas, input_mb, cube_mb, mem_per_input``).
+Results: ``benchmarks/results/ingest.json``, rows ``stage, rows, seconds, rows_per_s,
+peak_rss_mb, vs_pandas, vs_floor`` plus ``seconds_median, cpu_seconds, repeats,
+mem_vs_pandas, input_mb, cube_mb, mem_per_input``.
 """
 
 from __future__ import annotations
@@ -105,6 +118,54 @@ def make_csv(rows: int) -> Path:
     return path
 
 
+def ensure_csv(rows: int) -> Path:
+    """The cached CSV of ``rows`` rows, generated (once) in its own subprocess."""
+    path = csv_path(rows)
+    if not path.exists():
+        print(f"  generating the {rows:,}-row long CSV -> {path}", file=sys.stderr)
+        subprocess.run([sys.executable, __file__, "--prepare", str(rows)], check=True, env=_env())
+    return path
+
+
+def rows_for(sensors: int, days: int) -> int:
+    """Rows of the CSV for a harness size: 143 sensors × 73 / 729 days are the 1 M / 10 M files."""
+    return {(SENSORS, 73): 1_000_000, (SENSORS, 729): 10_000_000}.get((sensors, days), sensors * STEPS_PER_DAY * days)
+
+
+# -- the harness's interface (benchmarks/_harness.py, docs/benchmarks.md) -----------------------
+def _harness_path(ctx) -> Path:
+    return ensure_csv(rows_for(ctx.sensors, ctx.days))
+
+
+def _ingest(ctx):
+    from workbench.io import read_observations
+
+    cube, report = read_observations(_harness_path(ctx))
+    assert report.n_in == report.n_accepted + report.n_quarantined
+    return cube
+
+
+def _ingest_pandas(ctx):
+    import pandas as pd
+
+    df = pd.read_csv(_harness_path(ctx))
+    df["time"] = pd.to_datetime(df["time"], format="ISO8601", utc=True)
+    return df.pivot_table(index="sensor", columns="time", values="value")
+
+
+try:
+    from benchmarks._harness import Scenario
+except ImportError:  # run as a script without the harness
+    SCENARIOS: list = []
+else:
+    SCENARIOS = [
+        Scenario(stage="ingest_long_csv", sensors=SENSORS, days=days, run=_ingest, pandas=_ingest_pandas, floor=None,
+                 quick=(days == 73), note=f"{rows_for(SENSORS, days):,}-row long CSV of one system (143 sensors); "
+                 "floor (one numpy pass over the bytes) in results/ingest.json")
+        for days in (73, 729)
+    ]
+
+
 # -- scenarios (run in a child process) --------------------------------------------------------
 def _warmup_csv(path: Path, lines: int = 2000) -> Path:
     """The first ``lines`` lines of ``path`` (a tiny CSV for the untimed warm-up call)."""
@@ -133,6 +194,7 @@ def _scenario(name: str, path: Path) -> dict:
         pd.read_csv(small).pivot_table(index="sensor", columns="time", values="value")
     base = _maxrss_mb()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     out: dict = {}
     if name == "floor":
         buf = bytearray(16 << 20)
@@ -159,16 +221,22 @@ def _scenario(name: str, path: Path) -> dict:
         out["cube_shape"] = list(da.shape)
         out["cube_mb"] = da.nbytes / 2**20
     out["seconds"] = time.perf_counter() - t0
+    out["cpu_seconds"] = time.process_time() - c0
     out["peak_rss_mb"] = max(_maxrss_mb() - base, 0.0)
     return out
 
 
-def _run_child(name: str, path: Path) -> dict:
+def _env() -> dict:
     env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # PERFORMANCE.md 13: only inside benchmarks
         env.pop(var, None)
+    return env
+
+
+def _run_child(name: str, path: Path) -> dict:
     proc = subprocess.run([sys.executable, __file__, "--scenario", name, "--csv", str(path)],
-                          capture_output=True, text=True, env=env, check=False)
+                          capture_output=True, text=True, env=_env(), check=False)
     if proc.returncode:
         raise RuntimeError(f"scenario {name} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -176,7 +244,7 @@ def _run_child(name: str, path: Path) -> dict:
 
 def measure(rows: int, *, repeat: int = 1, scenarios: tuple[str, ...] = SCENARIOS) -> list[dict]:
     """Run each scenario ``repeat`` times on the ``rows``-row CSV; one result row per scenario."""
-    path = make_csv(rows)
+    path = ensure_csv(rows)
     size_mb = path.stat().st_size / 2**20
     runs: dict[str, list[dict]] = {s: [] for s in scenarios}
     for _ in range(repeat):
@@ -192,10 +260,11 @@ def measure(rows: int, *, repeat: int = 1, scenarios: tuple[str, ...] = SCENARIO
             "rows": rows,
             "seconds": round(best[s], 3),
             "seconds_median": round(statistics.median(r["seconds"] for r in runs[s]), 3),
+            "cpu_seconds": round(min(r["cpu_seconds"] for r in runs[s]), 3),
             "repeats": len(runs[s]),
             "rows_per_s": round(rows / best[s]),
             "peak_rss_mb": round(peak, 1),
-            "vs_pandas": round(best[s] / best["pandas"], 3) if "pandas" in best else None,
+            "vs_pandas": round(best["pandas"] / best[s], 3) if "pandas" in best else None,
             "vs_floor": round(best[s] / best["floor"], 3) if "floor" in best else None,
             "mem_vs_pandas": round(peak / max(r["peak_rss_mb"] for r in runs["pandas"]), 3) if "pandas" in runs else None,
             "input_mb": round(size_mb, 1),
@@ -230,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "ingest.json")
     p.add_argument("--scenario", choices=SCENARIOS, help=argparse.SUPPRESS)
     p.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.prepare:
+        make_csv(a.prepare)
+        return 0
     if a.scenario:
         print(json.dumps(_scenario(a.scenario, a.csv)))
         return 0
