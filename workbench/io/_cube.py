@@ -237,9 +237,9 @@ def build_tree(acc: dict[str, np.ndarray], tables: Tables, keep: np.ndarray | No
         pt = np.flatnonzero(np.bincount(t, minlength=len(tables.times)))
         tsort = np.argsort(tables.times[pt], kind="stable")
         times = tables.times[pt[tsort]].astype("datetime64[ns]")
-        lt_of = np.full(len(tables.times), -1, dtype=np.int64)
+        lt_of = np.full(len(tables.times), -1, dtype=np.int32 if len(pt) < 2**31 else np.int64)
         lt_of[pt[tsort]] = np.arange(len(pt))
-        flat = ls_of[s]  # flat cell index, built in place
+        flat = ls_of[s]  # flat cell index (int64), built in place
         flat *= len(times)
         flat += lt_of[t]
         values = take(acc["value"])
