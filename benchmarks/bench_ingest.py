@@ -67,7 +67,7 @@ RESULTS = HERE / "results"
 TMP = RESULTS / "tmp"
 SENSORS = 143
 STEPS_PER_DAY = 96
-SCENARIOS = ("floor", "pandas", "workbench")
+MODES = ("floor", "pandas", "workbench")
 
 
 def csv_path(rows: int) -> Path:
@@ -242,7 +242,7 @@ def _run_child(name: str, path: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure(rows: int, *, repeat: int = 1, scenarios: tuple[str, ...] = SCENARIOS) -> list[dict]:
+def measure(rows: int, *, repeat: int = 1, scenarios: tuple[str, ...] = MODES) -> list[dict]:
     """Run each scenario ``repeat`` times on the ``rows``-row CSV; one result row per scenario."""
     path = ensure_csv(rows)
     size_mb = path.stat().st_size / 2**20
@@ -295,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000])
     p.add_argument("--repeat", type=int, default=None, help="repeats per scenario (default 3 below 5 M rows, else 1)")
-    p.add_argument("--only", nargs="*", choices=SCENARIOS, default=list(SCENARIOS))
+    p.add_argument("--only", nargs="*", choices=MODES, default=list(MODES))
     p.add_argument("--out", type=Path, default=RESULTS / "ingest.json")
-    p.add_argument("--scenario", choices=SCENARIOS, help=argparse.SUPPRESS)
+    p.add_argument("--scenario", choices=MODES, help=argparse.SUPPRESS)
     p.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
