@@ -222,7 +222,7 @@ def _run_and_kill(client, tmp_path, fn, *, after_tasks: int):
 
 
 def test_killing_a_worker_mid_write_gives_identical_store_or_clear_error(tmp_path, client):
-    city = make_city(zones=6, sensors_per_system=143, days=45, seed=4, chunks={"sensor": 24})
+    city = make_city(zones=6, sensors_per_system=143, days=30, seed=4, chunks={"sensor": 24})
     target = tmp_path / "cluster.zarr"
 
     def write():
@@ -326,24 +326,31 @@ def assert_same_result(a, b) -> None:
 def pipeline_city(tmp_path_factory):
     """A small city in Zarr, several chunks per variable (the pipeline reads stores)."""
     path = tmp_path_factory.mktemp("pipeline") / "city.zarr"
-    write_city(make_city(zones=4, sensors_per_system=24, days=14, seed=11, chunks={"sensor": 6}), path)
+    write_city(make_city(zones=3, sensors_per_system=12, days=10, seed=11, chunks={"sensor": 4}), path)
     return path
 
 
-def test_pipeline_on_cluster_is_identical_to_threaded(pipeline_city, client):
+@pytest.fixture(scope="module")
+def pipeline_reference(pipeline_city):
+    """The pipeline's result on the local threaded scheduler (computed once)."""
+    return _pipeline_or_skip()(pipeline_city, scheduler="threads", anomalies=False)
+
+
+@pytest.mark.slow  # three pipeline runs incl. numba JIT in fresh worker processes
+def test_pipeline_on_cluster_is_identical_to_threaded(pipeline_city, pipeline_reference, client):
     run = _pipeline_or_skip()
-    local = run(pipeline_city, scheduler="threads", anomalies=False)
     before = client.run_on_scheduler(_transitions)
     remote = run(pipeline_city, scheduler=client.scheduler.address, anomalies=False)
     assert client.run_on_scheduler(_transitions) > before  # it really ran on the cluster
-    assert_same_result(local, remote)
+    assert_same_result(pipeline_reference, remote)
 
 
 def _transitions(dask_scheduler=None) -> int:
     return dask_scheduler.transition_counter
 
 
-def test_killing_a_worker_mid_pipeline_gives_identical_result_or_clear_error(pipeline_city, client):
+@pytest.mark.slow
+def test_killing_a_worker_mid_pipeline_gives_identical_result_or_clear_error(pipeline_city, pipeline_reference, client):
     run = _pipeline_or_skip()
     client.wait_for_workers(2, timeout=60)
     start = client.run_on_scheduler(_transitions)
@@ -358,7 +365,7 @@ def test_killing_a_worker_mid_pipeline_gives_identical_result_or_clear_error(pip
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
-    while client.run_on_scheduler(_transitions) < start + 40:  # the run is under way on the cluster
+    while client.run_on_scheduler(_transitions) < start + 20:  # the run is under way on the cluster
         assert thread.is_alive() or time.monotonic() < deadline, "the pipeline finished before any kill"
         time.sleep(0.02)
     pids = client.run(os.getpid)
@@ -374,5 +381,5 @@ def test_killing_a_worker_mid_pipeline_gives_identical_result_or_clear_error(pip
         err = box["error"]
         assert isinstance(err, distributed.KilledWorker) or "worker" in str(err).lower(), repr(err)
     else:
-        assert_same_result(run(pipeline_city, scheduler="threads", anomalies=False), box["result"])
+        assert_same_result(pipeline_reference, box["result"])
     client.wait_for_workers(2, timeout=60)
