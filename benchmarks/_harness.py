@@ -456,9 +456,13 @@ def _subprocess(args: list[str], *, timeout: float | None = None) -> dict[str, A
 
 
 def run_scenarios(
-    scenarios: list[tuple[str, int, Scenario]], *, log: Callable[[str], None] = print, timeout: float | None = None
+    scenarios: list[tuple[str, int, Scenario]], *, log: Callable[[str], None] = print, timeout: float | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every scenario (and its floors and pandas twin); return the rows."""
+    """Measure every scenario (and its floors and pandas twin); return the rows.
+
+    ``on_row(row)`` is called as each row is ready (``run.py`` saves it at once, so a long
+    run that is cut short keeps what it measured)."""
     floors: dict[tuple[int, int], dict] = {}
     pandas_cache: dict[tuple[str, int], dict] = {}
     rows = []
@@ -480,6 +484,8 @@ def run_scenarios(
             log(f"  failed: {got['error']}")
             row.update({"seconds": None, "peak_rss_mb": None, "vs_pandas": None, "vs_floor": None, "error": got["error"]})
             rows.append(row)
+            if on_row:
+                on_row(row)
             continue
         row.update(got)
         if sc.pandas is not None:
@@ -506,6 +512,8 @@ def run_scenarios(
         row["cold_start_s"] = None if first is None else round(got["import_s"] + first, 2)
         log(f"  {got['seconds']:.3f} s, peak {got['peak_rss_mb']:.0f} MB, vs pandas {row['vs_pandas']}, vs floor {row['vs_floor']}")
         rows.append(row)
+        if on_row:
+            on_row(row)
     threaded = {(r["stage"], r["sensors"], r["days"]): r for r in rows if r.get("scheduler") == "threads" and r.get("seconds")}
     for r in rows:
         twin = threaded.get((r["stage"], r["sensors"], r["days"]))

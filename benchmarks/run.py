@@ -45,14 +45,15 @@ def run(*, quick: bool = False, only: list[str] | None = None, as_json: bool = F
         log("no benchmark scenario matched" + (f" --only {','.join(only)}" if only else ""))
         return []
     log(f"{len(scenarios)} scenario(s), one subprocess each; cores: {os.cpu_count()}")
-    rows = run_scenarios(scenarios, log=log, timeout=timeout)
     out_dir = TMP / "quick" if quick else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
-    for module in sorted({r["module"] for r in rows}):
-        path = out_dir / f"{module}.json"
-        mine = [r for r in rows if r["module"] == module]
-        path.write_text(json.dumps(_merge(path, mine), indent=1, default=str) + "\n")
     (out_dir / "environment.json").write_text(json.dumps(environment(), indent=1, default=str) + "\n")
+
+    def save(row: dict[str, Any]) -> None:  # each row as soon as it is measured
+        path = out_dir / f"{row['module']}.json"
+        path.write_text(json.dumps(_merge(path, [row]), indent=1, default=str) + "\n")
+
+    rows = run_scenarios(scenarios, log=log, timeout=timeout, on_row=save)
     if as_json:
         print(json.dumps(rows, indent=1, default=str))
     else:
