@@ -92,3 +92,16 @@ def test_driver_model_beats_seasonal_naive_on_reference_city(reference_city, sys
           f"{float(mae.sel(model='regression')):.2f} skill {skill:.3f} "
           f"coverage {float(bt['coverage'].sel(model='regression').mean()):.2f}")
     assert skill >= 0.20
+
+
+def test_closed_form_ridge_equals_scikit_learn():
+    from sklearn.linear_model import Ridge
+
+    from workbench.analysis.forecast import _Ridge
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 12)) * rng.uniform(1, 5, 12) + 3
+    y = X @ rng.normal(size=12) + rng.normal(size=400)
+    mu, sd = X.mean(0), X.std(0)
+    want = Ridge(alpha=1.0).fit((X - mu) / sd, y).predict((X - mu) / sd)
+    np.testing.assert_allclose(_Ridge(X, y, 1.0).predict(X), want, atol=1e-9)

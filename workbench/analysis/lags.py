@@ -199,11 +199,12 @@ def lag_matrix(series: dict[str, xr.DataArray], *, max_lag: str = "6h", deseason
     ``significant``. Lazy when the inputs are.
     """
     names = list(series)
+    prepared = {n: _prepare(v.rename(n), deseasonalize) for n, v in series.items()}  # each series once
     lag_rows, r_rows, s_rows = [], [], []
     for x in names:
         lr, rr, sr = [], [], []
         for y in names:
-            res = lagged_correlation(series[x], series[y], max_lag=max_lag, deseasonalize=deseasonalize)
+            res = lagged_correlation(prepared[x], prepared[y], max_lag=max_lag, deseasonalize=False)
             lr.append(res["pooled_best_lag"])
             rr.append(res["pooled_best_correlation"])
             sr.append(res["pooled_significant"])
