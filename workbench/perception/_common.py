@@ -85,7 +85,8 @@ def step_of(time: xr.DataArray) -> pd.Timedelta:
     t = pd.DatetimeIndex(time.to_numpy())  # boundary: the time coordinate is small and in memory
     if len(t) < 2:
         return pd.Timedelta("1h")
-    return pd.Timedelta(np.median(np.diff(t.asi8)), unit="ns")
+    step = pd.TimedeltaIndex(t[1:] - t[:-1]).median()  # unit-safe (pandas 3 may hold µs)
+    return step if step > pd.Timedelta(0) else pd.Timedelta("1h")
 
 
 def steps(hours: float | None, step: pd.Timedelta) -> int:
@@ -105,10 +106,10 @@ def zone_buddies(x: xr.DataArray, zone: xr.DataArray) -> tuple[xr.DataArray, xr.
     uniq, codes = np.unique(labels, return_inverse=True)
     onehot = xr.DataArray(
         (codes[:, None] == np.arange(len(uniq))[None, :]).astype(np.float64),
-        dims=("sensor", "_zone"), coords={"sensor": x["sensor"]},
+        dims=("sensor", "_zone"), coords={"sensor": x.indexes["sensor"]},
     )
     if x.chunks is not None:
-        onehot = onehot.chunk({"sensor": x.chunksizes["sensor"]})
+        onehot = onehot.chunk({"sensor": x.chunksizes["sensor"]})  # its only coordinate is the index
     ok = x.notnull()
     total = xr.dot(onehot, x.fillna(0.0), dim="sensor")
     count = xr.dot(onehot, ok.astype(np.float64), dim="sensor")
@@ -118,7 +119,8 @@ def zone_buddies(x: xr.DataArray, zone: xr.DataArray) -> tuple[xr.DataArray, xr.
     mean = ((tot_s - x.fillna(0.0)) / others).where(others > 0).transpose(*x.dims)
     others = others.transpose(*x.dims)
     if x.chunks is not None:  # the products chunk as they like: hand back the input's chunks
-        mean, others = mean.chunk(x.chunksizes), others.chunk(x.chunksizes)
+        mean = mean.copy(data=mean.data.rechunk(x.data.chunks))  # .chunk() would chunk the coordinates too
+        others = others.copy(data=others.data.rechunk(x.data.chunks))
     return mean, others
 
 

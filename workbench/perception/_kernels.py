@@ -94,11 +94,11 @@ def run_flags(x: np.ndarray, *, gap_steps: int, flat_min: int, flat_max: int, al
 
 def centered_median(x: np.ndarray, window: int, min_count: int | None = None) -> np.ndarray:
     """Centred moving median along the last axis (bottleneck), NaN-aware; window is made odd."""
-    window = int(window) | 1
-    half = window // 2
     n = x.shape[-1]
     if n == 0:
         return x.copy()
+    window = min(int(window), n if n % 2 else n - 1) | 1
+    half = window // 2
     mc = max(1, min_count or window // 2 + 1)
     pad = np.full(x.shape[:-1] + (half,), np.nan)
     xp = np.concatenate([x, pad], axis=-1)

@@ -1,0 +1,91 @@
+"""Anomaly scores and detection: lazy, seasonal, faults masked, event table columns."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from xarray.tests import raise_if_dask_computes
+
+from workbench.perception import anomaly_scores, detect_anomalies, profile_key
+from workbench.perception import _kernels as K
+
+warnings.filterwarnings("ignore", category=RuntimeWarning)
+
+
+def _system(n_s=4, days=21, seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2026-07-06", periods=96 * days, freq="15min")
+    h = t.hour.to_numpy() + t.minute.to_numpy() / 60
+    base = 0.6 + 0.75 * np.exp(-0.5 * ((h - 10) / 2.5) ** 2)
+    v = 800 * base[None, :] * rng.lognormal(0, 0.3, (n_s, 1)) * (1 + 0.04 * rng.standard_normal((n_s, len(t))))
+    return xr.Dataset({"electric_load": (("sensor", "time"), v, {"units": "kW", "long_name": "electric load"})},
+                      coords={"sensor": [f"E{i}" for i in range(n_s)], "time": t, "zone": ("sensor", ["Z01"] * n_s)},
+                      attrs={"system": "energy"})
+
+
+def test_outage_is_detected_with_columns():
+    ds = _system()
+    ds["electric_load"][:, 96 * 10 + 40: 96 * 10 + 48] *= 0.05  # a 2-hour outage in the zone
+    det = detect_anomalies(ds)
+    assert list(det.columns[:7]) == ["kind", "system", "zone", "sensor", "start", "end", "severity"]
+    assert {"variable", "score"} <= set(det.columns)
+    assert (det["kind"] == "anomaly").all()
+    hit = det[(det["start"] <= ds.time.values[96 * 10 + 47]) & (det["end"] >= ds.time.values[96 * 10 + 40])]
+    assert set(hit["sensor"]) == {"E0", "E1", "E2", "E3"}
+    assert (hit["score"] < 0).all()
+    assert len(det) <= 8  # no storm of false alarms on a quiet series
+
+
+def test_quiet_series_has_no_anomalies():
+    assert len(detect_anomalies(_system(seed=3))) <= 2
+
+
+def test_faults_are_masked_not_anomalies():
+    ds = _system()
+    ds["electric_load"][1, 500:600] = ds["electric_load"][1, 500].values  # a 25-hour flatline
+    det = detect_anomalies(ds)
+    assert not ((det["sensor"] == "E1") & (det["start"] >= ds.time.values[500]) & (det["end"] <= ds.time.values[599])).any()
+
+
+def test_scores_lazy_and_equal_to_eager(small_city):
+    ds = small_city["energy"].to_dataset()
+    with raise_if_dask_computes():
+        out = anomaly_scores(ds)
+    assert out["electric_load_score"].chunks is not None
+    eager = anomaly_scores(ds.compute())
+    np.testing.assert_allclose(out["electric_load_score"].values, eager["electric_load_score"].values)
+    assert out["electric_load_score"].attrs["long_name"].startswith("anomaly score")
+
+
+def test_detect_on_a_city_tree(small_city):
+    det = detect_anomalies(small_city)
+    assert set(det["system"]) <= {"people", "services", "transport", "communication", "water", "energy", "environment"}
+    assert (det["end"] >= det["start"]).all()
+
+
+@pytest.mark.parametrize("profile,n", [("daytype", 3 * 96), ("week", 7 * 96), ("day", 96)])
+def test_profile_key(profile, n):
+    t = xr.DataArray(pd.date_range("2026-07-06", periods=96 * 14, freq="15min"), dims="time")
+    key = profile_key(t.assign_coords(time=t), profile)
+    assert key.max() + 1 == n
+
+
+def test_rolling_median_is_bottleneck_fast_path_and_correct():
+    # PERFORMANCE.md pitfall 1: our kernels call bottleneck directly, not xarray's slow fallback
+    x = np.random.default_rng(0).standard_normal((3, 200))
+    x[1, 50:60] = np.nan
+    ours = K.centered_median(x, 9)
+    ref = pd.DataFrame(x.T).rolling(9, center=True, min_periods=5).median().to_numpy().T
+    np.testing.assert_allclose(ours, ref)
+
+
+def test_scan_statistic_matches_brute_force():
+    z = np.random.default_rng(1).standard_normal((1, 120))
+    z[0, 60:70] += 2
+    got = K.scan_max(z, (1, 4))
+    assert np.argmax(np.abs(got[0])) in range(56, 74)
+    assert got[0, 65] > 0
