@@ -110,13 +110,13 @@ class CityState(param.Parameterized):
     def controls(self, *, variable: bool = True, window: bool = True) -> pn.Column:
         """The widgets of this state (a select per choice and a time-range slider)."""
         widgets = [
-            pn.widgets.Select.from_param(self.param.dataset, name="Dataset", sizing_mode="stretch_width"),
-            pn.widgets.Select.from_param(self.param.system, name="System", sizing_mode="stretch_width"),
+            pn.widgets.Select.from_param(self.param.dataset, label="Dataset", sizing_mode="stretch_width"),
+            pn.widgets.Select.from_param(self.param.system, label="System", sizing_mode="stretch_width"),
         ]
         if variable:
-            widgets.append(pn.widgets.Select.from_param(self.param.variable, name="Variable", sizing_mode="stretch_width"))
-        widgets.append(pn.widgets.Select.from_param(self.param.zone, name="Zone", sizing_mode="stretch_width"))
+            widgets.append(pn.widgets.Select.from_param(self.param.variable, label="Variable", sizing_mode="stretch_width"))
+        widgets.append(pn.widgets.Select.from_param(self.param.zone, label="Zone", sizing_mode="stretch_width"))
         if window:
             widgets.append(pn.widgets.DatetimeRangeSlider.from_param(
-                self.param.time_window, name="Time window", step=3600_000 * 6, sizing_mode="stretch_width"))
+                self.param.time_window, label="Time window", step=3600_000 * 6, sizing_mode="stretch_width"))
         return pn.Column(*widgets, sizing_mode="stretch_width")

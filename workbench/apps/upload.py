@@ -107,8 +107,8 @@ class FeedUpload(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         limit = self.limit or max_upload_bytes()
-        self.file = pn.widgets.FileInput(accept=",".join(ACCEPT), multiple=False, name="Feed file")
-        self.format = pn.widgets.Select(name="Format", options=list(FORMATS), value="auto", width=160)
+        self.file = pn.widgets.FileInput(accept=",".join(ACCEPT), multiple=False, label="Feed file")
+        self.format = pn.widgets.Select(label="Format", options=list(FORMATS), value="auto", width=160)
         self.help = pn.pane.Markdown(
             f"Upload a feed (long CSV/Parquet, SensorThings or NGSI-LD JSON, CF NetCDF, Open311) of at most "
             f"**{limit / 2**20:.0f} MB** to check it before it is wired in: nothing is stored.")

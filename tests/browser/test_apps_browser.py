@@ -1,0 +1,136 @@
+"""What a person sees: the served apps in Chromium (pytest-playwright, Debian's chromium).
+
+Assertions read what BokehJS draws (plot titles, the curves' data) and wait on it; no sleeps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from _pw import open_app, titles, wait_idle, wait_title
+
+pytestmark = pytest.mark.browser
+
+APPS = ["00_overview", "01_perception", "02_analysis", "03_integration"]
+FIXTURE = Path(__file__).resolve().parents[2] / "datasets" / "fixtures" / "longform.csv"
+
+JS_CURVES = """() => { const out = [];
+  for (const m of Bokeh.documents[0].all_models) {
+    if (m.type === "GlyphRenderer" && m.glyph.type === "Line" && m.visible) {
+      const d = m.data_source.data; if (d.time !== undefined) out.push([Math.min(...d.time), Math.max(...d.time)]);
+    } }
+  return out; }"""
+
+
+def select(page, label: str, option_label: str) -> None:
+    """Choose ``option_label`` in the select box titled ``label`` (as a person would)."""
+    box = page.locator(".bk-input-group", has=page.locator(f"label:text-is('{label}')")).locator("select")
+    box.select_option(label=option_label)
+
+
+def test_index_lists_apps_and_datasets(page, server):
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(server + "/")
+    links = page.locator("a.app-link")
+    assert links.count() == 4
+    assert page.locator("#dataset option").count() >= 2
+    page.locator("#dataset").select_option("reference-quiet")
+    assert "dataset=reference-quiet" in links.first.get_attribute("href")
+    assert errors == []
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_page_loads_without_console_errors(page, server, app):
+    errors: list[str] = []
+    open_app(page, f"{server}/{app}", errors, timeout=120_000)
+    assert titles(page), "no plot drawn"
+    assert errors == []
+
+
+def test_zone_choice_filters_the_series(page, server):
+    open_app(page, f"{server}/01_perception")
+    assert any("all zones" in t for t in titles(page))
+    n_all = len(page.evaluate(JS_CURVES))
+    select(page, "Zone", "Z03 · Riverside")
+    wait_title(page, "Z03 · Riverside")
+    wait_idle(page)
+    n_zone = len(page.evaluate(JS_CURVES))
+    assert 0 < n_zone < n_all  # the zone's few sensors instead of one curve per district
+
+
+def test_system_choice_updates_every_plot(page, server):
+    open_app(page, f"{server}/01_perception")
+    before = titles(page)
+    select(page, "System", "water")
+    after = wait_title(page, "Every water sensor")  # the raster of every sensor
+    after = wait_title(page, "Water ")                # the series of the zone (water flow or pressure)
+    assert any(t.startswith("Every water sensor") for t in after)
+    assert before != after
+
+
+def test_tap_on_a_district_selects_it(page, server):
+    open_app(page, f"{server}/01_perception")
+    # tap = BokehJS sets the polygons' selection, exactly as the tap tool does
+    glyph = page.evaluate("""() => { for (const m of Bokeh.documents[0].all_models) {
+        if (m.type === "GlyphRenderer" && ["Patches", "MultiPolygons"].includes(m.glyph.type)
+            && m.data_source.data.zone) { m.data_source.selected.indices = [1]; return m.glyph.type; } } }""")
+    assert glyph, "no district polygons drawn"
+    after = wait_title(page, "Z02")
+    assert any("Z02" in t for t in after)
+    zone_select = page.locator(".bk-input-group", has=page.locator("label:text-is('Zone')")).locator("select")
+    assert zone_select.input_value().startswith("Z02")  # the select box follows the map
+
+
+def test_time_window_drives_the_series(page, server):
+    open_app(page, f"{server}/01_perception")
+    full = page.evaluate(JS_CURVES)
+    span = max(hi for _, hi in full) - min(lo for lo, _ in full)
+    page.evaluate("""() => { for (const m of Bokeh.documents[0].all_models) {
+        if (m.type === "DatetimeRangeSlider") { const [lo, hi] = m.value;
+          m.value = [lo, lo + 7 * 24 * 3600 * 1000]; return; } } }""")
+    page.wait_for_function(f"""() => {{ const c = ({JS_CURVES})(); if (!c.length) return false;
+        return Math.max(...c.map(x => x[1])) - Math.min(...c.map(x => x[0])) < {span} / 2; }}""", timeout=30_000)
+
+
+def test_uploaded_feed_shows_its_ingest_report(page, server):
+    open_app(page, f"{server}/01_perception")
+    page.get_by_text("Check a feed").click()
+    page.locator("input[type=file]").set_input_files(str(FIXTURE))
+    report = page.get_by_text("Ingest report")
+    report.wait_for(timeout=30_000)
+    assert page.get_by_text("unknown_variable").count() + page.get_by_text("quarantined").count() > 0
+
+
+def test_oversized_upload_is_refused_on_the_server(page, server, tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"sensor,time,variable,value,unit\n" + b"S1,2024-07-01T00:00:00Z,electric_load,1,kW\n" * 30_000)
+    assert big.stat().st_size > 1024 * 1024  # the test server's limit is 1 MB
+    open_app(page, f"{server}/01_perception")
+    page.get_by_text("Check a feed").click()
+    page.locator("input[type=file]").set_input_files(str(big))
+    page.get_by_text("over the server's upload limit").wait_for(timeout=30_000)
+
+
+def test_login_guards_the_apps(page, auth_server):
+    page.goto(f"{auth_server}/01_perception")
+    assert "/login" in page.url
+    page.fill("input[name=username]", "analyst")
+    page.fill("input[name=password]", "wrong-password")
+    page.click("button[type=submit]")
+    page.get_by_text("Invalid username or password").wait_for(timeout=10_000)
+    assert "/login" in page.url
+    assert page.evaluate("() => window.Bokeh === undefined")
+
+
+def test_login_with_the_right_password_opens_the_app(page, auth_server):
+    page.goto(f"{auth_server}/01_perception")
+    page.fill("input[name=username]", "analyst")
+    page.fill("input[name=password]", "correct-horse")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "/login" not in page.url
+    open_app(page, f"{auth_server}/01_perception", timeout=120_000)  # the session cookie now opens it
+    assert titles(page)

@@ -1,0 +1,110 @@
+"""The Panel views, tested by setting parameters and asserting on state (no browser)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pn = pytest.importorskip("panel")
+
+from workbench.apps import _data  # noqa: E402
+from workbench.apps.upload import UploadError, check_upload, ingest_bytes  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def state():
+    from workbench.apps import CityState
+
+    return CityState(dataset="reference", system="energy")
+
+
+def test_minmax_keeps_extremes_and_bounds_points():
+    t = pd.date_range("2026-01-01", periods=10_000, freq="15min")
+    v = np.sin(np.arange(10_000) / 50.0)
+    v[4321] = 50.0  # a spike must survive
+    v[7000:7100] = np.nan  # a gap must stay visible
+    out = _data.minmax(pd.DataFrame({"a": v}, index=t), n_bins=200)
+    x, y = out["a"]
+    assert len(y) <= 400 and np.nanmax(y) == 50.0 and np.isnan(y).any()
+    assert (np.diff(x.astype("int64")) >= 0).all()
+
+
+def test_short_series_pass_whole():
+    t = pd.date_range("2026-01-01", periods=10, freq="h")
+    out = _data.minmax(pd.DataFrame({"a": np.arange(10.0)}, index=t), n_bins=200)
+    assert len(out["a"][1]) == 10
+
+
+def test_state_follows_system_and_dataset(state):
+    state.system = "water"
+    assert state.variable in ("water_flow", "water_pressure")
+    state.zone = "Z03"
+    assert state.zone_label().startswith("Z03")
+    lo, hi = state.window
+    assert hi - lo > pd.Timedelta(days=20)
+    with pytest.raises(ValueError):
+        state.zone = "nowhere"
+    state.system, state.zone = "energy", _data.ALL
+
+
+def test_zone_frame_aggregates_as_the_registry_says(state):
+    city = state.city
+    frame = _data.zone_frame(city, "energy", "electric_load")
+    raw = _data.sensor_frame(city, "energy", "electric_load", zone="Z01")
+    assert set(frame.columns) == set(_data.zone_table(city)["zone"])
+    np.testing.assert_allclose(frame["Z01"].to_numpy(), raw.sum(axis=1, min_count=1).to_numpy())
+
+
+def test_zone_choice_drives_the_series_title(state):
+    from workbench.apps import PerceptionView
+
+    view = PerceptionView(state=state)
+    view.__panel__()
+
+    def title():  # what the series DynamicMap draws for the current state
+        return view.series[()].opts.get().kwargs["title"]
+
+    assert "all zones" in title()
+    state.zone = "Z02"
+    assert "Z02" in title()
+    state.zone = _data.ALL
+
+
+def test_tap_on_a_district_sets_the_zone(state):
+    from workbench.apps import AnalysisView
+
+    view = AnalysisView(state=state)
+    view._tap.event(index=[2])
+    assert state.zone == _data.zone_polygons(state.city)[2]["zone"]
+    view._tap.event(index=[])
+    assert state.zone == _data.ALL
+
+
+def test_a_failing_panel_shows_one_readable_message(state):
+    from workbench.apps import PerceptionView
+
+    view = PerceptionView(state=state)
+
+    def broken(**kw):
+        raise KeyError("electric_load")
+
+    out = view._guard(broken, lambda: "fallback")()
+    assert out == "fallback" and view.alert.visible and "KeyError" in view.alert.object
+
+
+def test_upload_checks_size_and_type_on_the_server():
+    assert check_upload("../../etc/feed.csv", 10, limit=100) == "feed.csv"
+    with pytest.raises(UploadError, match="upload limit"):
+        check_upload("feed.csv", 101, limit=100)
+    with pytest.raises(UploadError, match="not a feed format"):
+        check_upload("payload.exe", 10, limit=100)
+
+
+def test_upload_is_read_with_its_report():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "datasets" / "fixtures" / "longform.csv"
+    cube, report = ingest_bytes(path.read_bytes(), path.name)
+    assert report.n_in == report.n_accepted + report.n_quarantined
+    assert len(report.quarantined) == report.n_quarantined
