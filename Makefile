@@ -56,7 +56,7 @@ test-browser: $(VENV)/.test-installed
 	$(BIN)/python -m pytest tests -m browser -p no:cacheprovider -q
 
 bench: $(VENV)/.test-installed
-	$(BIN)/python benchmarks/run.py
+	nice $(BIN)/python -m benchmarks.run
 
 screenshots: $(VENV)/.test-installed chromium reference
 	$(BIN)/python scripts/screenshots.py
