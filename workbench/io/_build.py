@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench import registry
-from workbench.io._columns import _Col, _ext, _Interner, _stripped, col_from_arrow, col_from_series
+from workbench.io._columns import _Col, _ext, _Interner, _stripped, col_from_arrow, col_from_series, uniques_series
 from workbench.io._cube import Accepted, Tables, assemble, build_tree, conflict_table, dedupe
 from workbench.io._parse import _as_string, _parse_times, _truthy, parse_times, to_float
 from workbench.io.report import REASONS, IngestReport, empty_quarantine
@@ -87,13 +87,17 @@ class Collector:
         self._vmax = np.array([float(registry.variable(x)["valid_max"]) for x in self._var_names])
         self._sensors = _Interner("object")
         self._times = _Interner("int64")
-        self._tcache = _Interner("object")
+        self._tcache: Any = None  # Arrow array of cached time spellings, parallel to _tcache_ns
         self._tcache_ns: list[np.ndarray] = []
         self._sites: dict[tuple[Any, Any, Any], int] = {}
         self._site_rows: list[tuple[float, float, Any]] = []
         self._acc = Accepted()
 
     # -- input -------------------------------------------------------------------------------
+    def reserve(self, n: int) -> None:
+        """Expect about ``n`` more records (a hint: the accepted store is sized once)."""
+        self._acc.reserve(self._acc.n + int(n))
+
     def quarantine(self, rows: pd.DataFrame, reason: str, detail: str | pd.Series = "") -> None:
         """Count ``rows`` (raw, any of :data:`ROW_COLUMNS`) as read and quarantined for ``reason``."""
         if not len(rows):
@@ -240,7 +244,7 @@ class Collector:
             if col is None:
                 parts.append((np.zeros(len(good), np.int64), np.array([np.nan if kind == "f" else None], dtype=object), 1))
                 continue
-            vals = to_float(pd.Series(col.uniques)) if kind == "f" else _stripped(col.uniques)
+            vals = to_float(uniques_series(col.uniques)) if kind == "f" else _stripped(col.uniques)
             vals = np.append(np.asarray(vals, dtype=object), np.nan if kind == "f" else pd.NA)
             parts.append((np.where(col.codes[good] < 0, len(vals) - 1, col.codes[good]).astype(np.int64), vals, len(vals)))
         (a, av, na), (b, bv, nb), (c, cv, nc) = parts
@@ -257,27 +261,39 @@ class Collector:
         return codes[inv]
 
     def _unique_times(self, uniques: Any) -> np.ndarray:
-        """Distinct raw times -> int64 ns (``_NAT`` where unparseable), cached across blocks."""
-        if isinstance(uniques, pd.Series) or self.time_format is not None:
-            t, _ = _parse_times(pd.Series(uniques), naive_tz=self.naive_tz, time_format=self.time_format)
+        """Distinct raw times -> int64 ns (``_NAT`` where unparseable), cached across blocks.
+
+        Only spellings parsed without an inferred format are cached (those do not depend on
+        the block). With Arrow text the lookup runs in Arrow (``index_in``), so the strings of
+        a block whose times were all seen before never become Python objects.
+        """
+        if isinstance(uniques, pd.Series) or self.time_format is not None or not hasattr(uniques, "to_pandas"):
+            t, _ = _parse_times(uniques_series(uniques), naive_tz=self.naive_tz, time_format=self.time_format)
             return t.view("int64")
-        u = np.asarray(uniques, dtype=object)
-        out = np.empty(len(u), dtype=np.int64)
-        pos = self._tcache._index.get_indexer(u) if len(self._tcache) else np.full(len(u), -1)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        out = np.empty(len(uniques), dtype=np.int64)
+        if self._tcache is not None:
+            pos = pc.fill_null(pc.index_in(uniques, value_set=self._tcache), -1).to_numpy()
+        else:
+            pos = np.full(len(uniques), -1)
         hit = pos >= 0
         if hit.any():
             if len(self._tcache_ns) > 1:
                 self._tcache_ns = [np.concatenate(self._tcache_ns)]
             out[hit] = self._tcache_ns[0][pos[hit]]
-        miss = ~hit
-        if miss.any():
-            t, inferred = _parse_times(pd.Series(u[miss], dtype=object), naive_tz=self.naive_tz, time_format=None)
+        miss = np.flatnonzero(~hit)
+        if len(miss):
+            text = uniques.take(pa.array(miss))
+            t, inferred = _parse_times(text.to_pandas(), naive_tz=self.naive_tz, time_format=None)
             t = t.view("int64")
             out[miss] = t
             keep = ~inferred
-            if keep.any() and len(self._tcache) < _TIME_CACHE_MAX:
-                new = u[miss][keep]
-                self._tcache._index = self._tcache._index.append(pd.Index(new, dtype=object))
+            size = 0 if self._tcache is None else len(self._tcache)
+            if keep.any() and size < _TIME_CACHE_MAX:
+                new = text.filter(pa.array(keep))
+                self._tcache = new if self._tcache is None else pa.concat_arrays([self._tcache, new])
                 self._tcache_ns.append(t[keep])
         return out
 

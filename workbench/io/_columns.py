@@ -14,14 +14,14 @@ import pandas as pd
 
 from workbench.io._parse import _as_string
 
-__all__ = ["col_from_series", "col_from_arrow"]
+__all__ = ["col_from_series", "col_from_arrow", "uniques_series"]
 
 
 class _Col(NamedTuple):
     """One column of a block as ``codes`` (-1 where missing) into ``uniques`` (raw values)."""
 
     codes: np.ndarray
-    uniques: Any
+    uniques: Any  # numpy object array, pandas Series (datetimes) or Arrow string array
 
 
 def col_from_series(values: Any) -> _Col:
@@ -47,8 +47,19 @@ def col_from_arrow(arr: Any) -> _Col:
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
         return col_from_series(arr.to_pandas())
     codes = pc.fill_null(arr.indices, -1).to_numpy()
+    if pa.types.is_string(arr.dictionary.type) or pa.types.is_large_string(arr.dictionary.type):
+        return _Col(codes, arr.dictionary)  # stays in Arrow: times are looked up there (see Collector)
     uniq = arr.dictionary.to_pandas()
     return _Col(codes, uniq.to_numpy(dtype=object) if not pd.api.types.is_datetime64_any_dtype(uniq.dtype) else uniq)
+
+
+def uniques_series(uniques: Any) -> pd.Series:
+    """Distinct values (numpy, pandas or Arrow) as a pandas Series."""
+    if isinstance(uniques, pd.Series):
+        return uniques
+    if hasattr(uniques, "to_pandas"):
+        return uniques.to_pandas()
+    return pd.Series(uniques)
 
 
 def _ext(per_unique: np.ndarray, codes: np.ndarray, fill: Any) -> np.ndarray:
@@ -58,7 +69,7 @@ def _ext(per_unique: np.ndarray, codes: np.ndarray, fill: Any) -> np.ndarray:
 
 def _stripped(uniques: Any) -> np.ndarray:
     """Distinct raw values as stripped text (object array, ``pd.NA`` where missing)."""
-    return _as_string(pd.Series(uniques) if not isinstance(uniques, pd.Series) else uniques).to_numpy(dtype=object, na_value=pd.NA)
+    return _as_string(uniques_series(uniques)).to_numpy(dtype=object, na_value=pd.NA)
 
 
 class _Interner:

@@ -40,27 +40,40 @@ class Tables:
 
 
 class Accepted:
-    """Columns of accepted readings, appended block by block, concatenated once.
+    """Columns of accepted readings in growing buffers (no concatenation at the end).
 
-    Besides the columns it tracks, per ``(system, sensor, site)``, the position of the first
-    reading (so the sensor coordinates need no pass over all readings) and the positions of
-    readings the source flagged (sparse).
+    Each column is one preallocated array, doubled when full (:meth:`reserve` takes an
+    estimate; pages never written cost no memory), so :meth:`columns` returns views and the
+    freed pieces of many small per-block arrays do not pile up in the allocator. Besides the
+    columns it tracks, per ``(system, sensor, site)``, the position of the first reading (so
+    the sensor coordinates need no pass over all readings) and the positions of readings the
+    source flagged (sparse).
     """
 
     def __init__(self) -> None:
-        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in FIELDS}
+        self._buf: dict[str, np.ndarray] = {k: np.empty(0, "int32" if k == "row" else d) for k, d in FIELDS.items()}
         self._flagged: list[np.ndarray] = []
         self.first: dict[int, int] | None = {}
         self.n = 0
 
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` readings in all (only address space until written)."""
+        if n > len(self._buf["row"]):
+            for k, old in self._buf.items():
+                new = np.empty(n, old.dtype)
+                new[: self.n] = old[: self.n]
+                self._buf[k] = new
+
     def append(self, *, system: np.ndarray, flag: np.ndarray | None = None, **cols: np.ndarray) -> None:
         n = len(cols["row"])
         row = np.asarray(cols["row"])
-        small = n and row.min() >= 0 and row.max() < 2**31
-        cols["row"] = row.astype("int32" if small else "int64")
+        if n and self._buf["row"].dtype == np.int32 and (row.min() < -(2**31) or row.max() >= 2**31):
+            self._buf["row"] = self._buf["row"].astype("int64")
+        if self.n + n > len(self._buf["row"]):
+            self.reserve(max(2 * len(self._buf["row"]), self.n + n, 1024))
         cols.setdefault("site", np.full(n, -1, "int32"))
-        for k, dtype in FIELDS.items():
-            self._parts[k].append(cols[k] if k == "row" else np.asarray(cols[k], dtype=dtype))
+        for k in FIELDS:
+            self._buf[k][self.n : self.n + n] = cols[k]
         if flag is not None and flag.any():
             self._flagged.append(self.n + np.flatnonzero(flag))
         self._note_first(system, cols["sensor"], cols["site"])
@@ -83,13 +96,8 @@ class Accepted:
         return np.concatenate(self._flagged) if self._flagged else np.zeros(0, np.int64)
 
     def columns(self) -> dict[str, np.ndarray]:
-        """Concatenate (column by column, freeing the parts as it goes)."""
-        out = {}
-        for k, dtype in FIELDS.items():
-            parts = self._parts[k]
-            out[k] = np.concatenate(parts) if parts else np.zeros(0, dtype)
-            parts.clear()
-        return out
+        """The columns (views of the first :attr:`n` entries of each buffer)."""
+        return {k: b[: self.n] for k, b in self._buf.items()}
 
 
 def _rank_present(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

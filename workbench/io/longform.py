@@ -42,6 +42,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench.io._build import Collector, _as_string, _Col, _truthy, col_from_arrow, to_float
+from workbench.io._columns import uniques_series
 from workbench.io._source import file_sha256, open_source_error
 from workbench.io.report import IngestReport, ReadError
 
@@ -162,9 +163,9 @@ def _pieces(stream: Any, block_size: int) -> Iterator[bytes]:
 
 def _csv_tables(
     path: Path, *, encoding: str, block_size: int, delimiter: str, direct: bool
-) -> Iterator[tuple[Any, list[tuple[int, str]]]]:
+) -> Iterator[tuple[Any, list[tuple[int, str]], int]]:
     """Arrow tables of the file, one per piece of about ``block_size`` bytes, every column as
-    text, each with its malformed records ``(number within the piece, text)``.
+    text, each with its malformed records ``(number within the piece, text)`` and its size in bytes.
 
     The file is cut into pieces here, not by Arrow's streaming reader, because that one reads
     the whole input ahead: memory then grows with the file. ``direct``: the bytes are valid
@@ -199,7 +200,7 @@ def _csv_tables(
                 if "Empty CSV" in str(exc):
                     continue
                 raise
-            yield table, [(n - skip, text) for n, text in bad]
+            yield table, [(n - skip, text) for n, text in bad], len(piece)
 
 
 def _hash_and_check(path: Path, encoding: str) -> tuple[str, bool]:
@@ -241,7 +242,7 @@ def _block(collector: Collector, batch: Any, cols: Mapping[str, Any], rows: np.n
     enc = {key: col_from_arrow(column(src)) for key, src in cols.items() if key not in ("value", "flag", "wkt")}
     if "wkt" in cols:
         w = col_from_arrow(column(cols["wkt"]))
-        xy = pd.Series(w.uniques, dtype="string").str.extract(
+        xy = uniques_series(w.uniques).astype("string").str.extract(
             r"POINT\s*(?:Z\s*)?\(\s*([-+0-9.eE]+)[\s,]+([-+0-9.eE]+)", expand=True
         )
         for key, part in (("lon", 0), ("lat", 1)):
@@ -278,7 +279,7 @@ def _floats(arr: Any) -> np.ndarray:
 
 def _truthy_arrow(arr: Any) -> np.ndarray:
     col = col_from_arrow(arr)
-    per = _truthy(pd.Series(col.uniques)) if len(col.uniques) else np.zeros(0, bool)
+    per = _truthy(uniques_series(col.uniques)) if len(col.uniques) else np.zeros(0, bool)
     return np.append(per, False)[col.codes]
 
 
@@ -354,11 +355,16 @@ def read_long(
     row = 0  # records numbered as in the file: 1 = the first record after the header line
     try:
         if is_parquet:
+            collector.reserve(pf.metadata.num_rows)
             for batch in batches:
                 _block(collector, batch, cols, np.arange(row + 1, row + 1 + batch.num_rows, dtype=np.int64))
                 row += batch.num_rows
         else:
-            for table, broken in tables:
+            size, done = path.stat().st_size, 0
+            for table, broken, nbytes in tables:
+                done += nbytes
+                if done and row == 0:  # size the accepted store once, from the first piece's bytes per record
+                    collector.reserve(int(1.25 * size / done * (table.num_rows + len(broken))) + 1024)
                 records = np.arange(1, table.num_rows + len(broken) + 1, dtype=np.int64)
                 numbers = row + (np.delete(records, [n - 1 for n, _ in broken]) if broken else records)
                 bad += [(row + n, text) for n, text in broken]
