@@ -111,3 +111,14 @@ def test_block_size_and_row_order_do_not_change_the_cube(tmp_path, order):
     assert_same_cube(whole, small)
     assert r1.to_dict() == r2.to_dict()
     assert_same_cube(sample_cube(seed=5), whole)
+
+
+@pytest.mark.parametrize("prefix,body", [(b"", b"caf\xc3\xa9"), (b"\xef\xbb\xbf", b"cafe"), (b"", b"caf\xe9")])
+def test_sha256_is_the_file_hash_on_every_path(tmp_path, prefix, body):
+    import hashlib
+
+    data = prefix + b"sensor,time,variable,value,unit\n" + body + b",2024-01-01T00:00Z,electric_load,3,kW\n"
+    p = _write(tmp_path, data)
+    cube, r = read_long(p)
+    assert r.sha256 == hashlib.sha256(data).hexdigest()
+    assert r.n_accepted == 1 and reconciles(r)

@@ -162,15 +162,16 @@ def _pieces(stream: Any, block_size: int) -> Iterator[bytes]:
 
 
 def _csv_tables(
-    path: Path, *, encoding: str, block_size: int, delimiter: str, direct: bool
+    path: Path, *, encoding: str, block_size: int, delimiter: str, direct: bool, hasher: Any
 ) -> Iterator[tuple[Any, list[tuple[int, str]], int]]:
     """Arrow tables of the file, one per piece of about ``block_size`` bytes, every column as
     text, each with its malformed records ``(number within the piece, text)`` and its size in bytes.
 
     The file is cut into pieces here, not by Arrow's streaming reader, because that one reads
-    the whole input ahead: memory then grows with the file. ``direct``: the bytes are valid
-    UTF-8 without a BOM and go to Arrow as they are; otherwise they are re-encoded on the way
-    (:class:`_Recode`), undecodable bytes replaced.
+    the whole input ahead: memory then grows with the file. ``direct``: the bytes go to Arrow
+    as they are (each piece checked to be UTF-8 first, else :class:`_NotUTF8`); otherwise they
+    are re-encoded on the way
+    (:class:`_Recode`), undecodable bytes replaced. Every byte read is fed to ``hasher``.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -181,11 +182,14 @@ def _csv_tables(
                                    null_values=[""], check_utf8=not direct)
     with open(path, "rb") as raw:
         if direct:
-            stream: Any = raw
+            stream: Any = _Hashed(raw, hasher)
         else:
-            head = raw.read(4)
-            raw.seek(3 if head.startswith(codecs.BOM_UTF8) else 0)
-            stream = io.BufferedReader(_Recode(raw, encoding), buffer_size=1 << 20)
+            head = raw.read(3)
+            if head.startswith(codecs.BOM_UTF8):
+                hasher.update(head)
+            else:
+                raw.seek(0)
+            stream = io.BufferedReader(_Recode(_Hashed(raw, hasher), encoding), buffer_size=1 << 20)
         first = True
         for piece in _pieces(stream, block_size):
             bad: list[tuple[int, str]] = []
@@ -194,6 +198,11 @@ def _csv_tables(
             first = False
             if not piece.strip(b"\r\n\t "):
                 continue
+            if direct and not piece.isascii():  # pieces end at a newline: no character is cut
+                try:
+                    piece.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _NotUTF8 from None
             try:
                 table = pacsv.read_csv(pa.py_buffer(piece), read_options=read, parse_options=parse, convert_options=convert)
             except pa.ArrowInvalid as exc:
@@ -203,29 +212,16 @@ def _csv_tables(
             yield table, [(n - skip, text) for n, text in bad], len(piece)
 
 
-def _hash_and_check(path: Path, encoding: str) -> tuple[str, bool]:
-    """SHA-256 of the file and whether Arrow can read it directly (UTF-8, valid, no BOM), in one pass."""
-    h = hashlib.sha256()
-    direct = codecs.lookup(encoding).name == "utf-8"
-    dec = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    with open(path, "rb") as fh:
-        first = True
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-            if first:
-                direct = direct and not block.startswith(codecs.BOM_UTF8)
-                first = False
-            if direct:
-                try:
-                    dec.decode(block)
-                except UnicodeDecodeError:
-                    direct = False
-        if direct:
-            try:
-                dec.decode(b"", final=True)
-            except UnicodeDecodeError:
-                direct = False
-    return h.hexdigest(), direct
+class _Hashed:
+    """A binary file whose bytes are fed to a hash as they are read."""
+
+    def __init__(self, raw: Any, hasher: Any) -> None:
+        self._raw, self._hasher = raw, hasher
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._hasher.update(data)
+        return data
 
 
 def _block(collector: Collector, batch: Any, cols: Mapping[str, Any], rows: np.ndarray) -> None:
@@ -326,64 +322,89 @@ def read_long(
     path = Path(source)
     open_source_error(path)
     is_parquet = path.suffix.lower() in (".parquet", ".pq")
-    fmt = "parquet" if is_parquet else "csv"
-    bad: list[tuple[int, str]] = []
-    if is_parquet:
-        import pyarrow.parquet as pq
+    columns = _parquet(path).schema_arrow.names if is_parquet else _header(path, encoding=encoding, delimiter=delimiter)
+    cols, preset_units = _resolve_mapping(list(columns), mapping, str(path))
 
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
-            raise ReadError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}).") from None
-        columns = list(pf.schema_arrow.names)
-        batches: Iterator[Any] = pf.iter_batches(batch_size=1_000_000)
-        sha256 = file_sha256(path)
-    else:
-        columns = _header(path, encoding=encoding, delimiter=delimiter)
-        sha256, direct = _hash_and_check(path, encoding)
-        tables = _csv_tables(path, encoding=encoding, block_size=block_size, delimiter=delimiter, direct=direct)
-    cols, preset_units = _resolve_mapping(columns, mapping, str(path))
-    collector = Collector(
-        source=str(path),
-        sha256=sha256,
-        format=f"long-{fmt}",
-        variables=variables,
-        units={**preset_units, **(units or {})},
-        naive_tz=naive_tz,
-        time_format=time_format,
-    )
-    row = 0  # records numbered as in the file: 1 = the first record after the header line
+    def collector() -> Collector:
+        return Collector(source=str(path), sha256="", format="long-parquet" if is_parquet else "long-csv",
+                         variables=variables, units={**preset_units, **(units or {})}, naive_tz=naive_tz,
+                         time_format=time_format)
+
+    if is_parquet:
+        c = collector()
+        c.sha256 = file_sha256(path)
+        _read_parquet(path, cols, c)
+        return c.finish()
+    with open(path, "rb") as fh:
+        direct = codecs.lookup(encoding).name == "utf-8" and not fh.read(3).startswith(codecs.BOM_UTF8)
+    c = collector()
     try:
-        if is_parquet:
-            collector.reserve(pf.metadata.num_rows)
-            for batch in batches:
-                _block(collector, batch, cols, np.arange(row + 1, row + 1 + batch.num_rows, dtype=np.int64))
-                row += batch.num_rows
-        else:
-            size, done = path.stat().st_size, 0
-            for table, broken, nbytes in tables:
-                done += nbytes
-                if done and row == 0:  # size the accepted store once, from the first piece's bytes per record
-                    collector.reserve(int(1.25 * size / done * (table.num_rows + len(broken))) + 1024)
-                records = np.arange(1, table.num_rows + len(broken) + 1, dtype=np.int64)
-                numbers = row + (np.delete(records, [n - 1 for n, _ in broken]) if broken else records)
-                bad += [(row + n, text) for n, text in broken]
-                at = 0
-                for batch in table.to_batches():
-                    _block(collector, batch, cols, numbers[at : at + batch.num_rows])
-                    at += batch.num_rows
-                row += len(records)
+        _read_csv(path, cols, c, encoding=encoding, delimiter=delimiter, block_size=block_size, direct=direct)
+    except _NotUTF8:  # found while reading: start again, re-encoding (undecodable bytes replaced)
+        c = collector()
+        _read_csv(path, cols, c, encoding=encoding, delimiter=delimiter, block_size=block_size, direct=False)
+    return c.finish()
+
+
+class _NotUTF8(Exception):
+    """A file read directly turned out not to be UTF-8."""
+
+
+def _parquet(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+        raise ReadError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}).") from None
+
+
+def _read_parquet(path: Path, cols: Mapping[str, Any], collector: Collector) -> None:
+    pf = _parquet(path)
+    collector.reserve(pf.metadata.num_rows)
+    row = 0
+    try:
+        for batch in pf.iter_batches(batch_size=1_000_000):
+            _block(collector, batch, cols, np.arange(row + 1, row + 1 + batch.num_rows, dtype=np.int64))
+            row += batch.num_rows
     except ReadError:
         raise
+    except Exception as exc:  # the file itself is broken
+        raise ReadError(f"{path}: cannot be read as parquet after data row {row} ({type(exc).__name__}: {exc}).") from None
+
+
+def _read_csv(path: Path, cols: Mapping[str, Any], collector: Collector, *, encoding: str, delimiter: str,
+              block_size: int, direct: bool) -> None:
+    """Stream the CSV into ``collector``; its SHA-256 is computed from the same reads."""
+    hasher = hashlib.sha256()
+    bad: list[tuple[int, str]] = []
+    row = 0  # records numbered as in the file: 1 = the first record after the header line
+    size, done = path.stat().st_size, 0
+    tables = _csv_tables(path, encoding=encoding, block_size=block_size, delimiter=delimiter, direct=direct, hasher=hasher)
+    try:
+        for table, broken, nbytes in tables:
+            done += nbytes
+            if done and row == 0:  # size the accepted store once, from the first piece's bytes per record
+                collector.reserve(int(1.25 * size / done * (table.num_rows + len(broken))) + 1024)
+            records = np.arange(1, table.num_rows + len(broken) + 1, dtype=np.int64)
+            numbers = row + (np.delete(records, [n - 1 for n, _ in broken]) if broken else records)
+            bad += [(row + n, text) for n, text in broken]
+            at = 0
+            for batch in table.to_batches():
+                _block(collector, batch, cols, numbers[at : at + batch.num_rows])
+                at += batch.num_rows
+            row += len(records)
+    except (ReadError, _NotUTF8):
+        raise
     except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends: the file itself is broken
-        raise ReadError(f"{path}: cannot be read as {fmt} after data row {row} ({type(exc).__name__}: {exc}).") from None
+        raise ReadError(f"{path}: cannot be read as csv after data row {row} ({type(exc).__name__}: {exc}).") from None
     if bad:
         collector.quarantine(
             pd.DataFrame({"row": [n for n, _ in bad], "value": [t for _, t in bad]}),
             "malformed_record",
             "wrong number of fields",
         )
-    return collector.finish()
+    collector.sha256 = hasher.hexdigest()
 
 
 def to_long(tree: xr.DataTree, *, dropna: bool = True) -> pd.DataFrame:
