@@ -77,12 +77,17 @@ def valid_mask(ds: xr.Dataset, name: str) -> xr.DataArray:
     qc_name = f"{name}_qc"
     if qc_name in ds:
         qc = ds[qc_name]
-        meanings = str(qc.attrs.get("flag_meanings", "")).split()
-        masks = np.atleast_1d(qc.attrs.get("flag_masks", [2**i for i in range(len(meanings))]))
-        allowed = sum(int(m) for m, k in zip(masks, meanings) if k == _GAP_FILLED)
-        bad = (qc.astype(np.uint8) & np.uint8(0xFF ^ allowed)) != 0
+        bad = (qc.astype(np.uint8) & np.uint8(bad_bits(qc.attrs))) != 0
         ok = ok & ~bad
     return ok
+
+
+def bad_bits(qc_attrs: dict) -> int:
+    """The bits of a ``<var>_qc`` mask that exclude a reading: all but ``gap`` (filled)."""
+    meanings = str(qc_attrs.get("flag_meanings", "")).split()
+    masks = np.atleast_1d(qc_attrs.get("flag_masks", [2**i for i in range(len(meanings))]))
+    allowed = sum(int(m) for m, k in zip(masks, meanings) if k == _GAP_FILLED)
+    return 0xFF ^ allowed
 
 
 def var_attrs(name: str, da: xr.DataArray) -> dict[str, Any]:

@@ -83,8 +83,17 @@ def _best(c):
     return i.astype(np.int64), np.take_along_axis(c, i[..., None], -1)[..., 0]
 
 
+_ROWS = 32  # series per FFT batch: bounds the complex temporaries (~8 MB per series each)
+
+
 def _kernel(x, y, max_lag):
-    c, sd = ccf_numpy(x, y, max_lag)
+    lead = x.shape[:-1]
+    x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+    c = np.empty((x2.shape[0], 2 * max_lag + 1))
+    sd = np.empty(x2.shape[0])
+    for r0 in range(0, x2.shape[0], _ROWS):
+        c[r0:r0 + _ROWS], sd[r0:r0 + _ROWS] = ccf_numpy(x2[r0:r0 + _ROWS], y2[r0:r0 + _ROWS], max_lag)
+    c, sd = c.reshape(lead + (2 * max_lag + 1,)), sd.reshape(lead)
     i, best = _best(c)
     return c, sd, i - max_lag, best
 
@@ -98,9 +107,9 @@ def _step(t: pd.DatetimeIndex) -> pd.Timedelta:
     return pd.Timedelta(int(d[0]), "ns")
 
 
-def _prepare(x: xr.DataArray, deseason: bool) -> xr.DataArray:
+def _prepare(x: xr.DataArray, deseason: bool, rollup: bool = True) -> xr.DataArray:
     name = str(x.name or "value")
-    if "sensor" in x.dims:
+    if rollup and "sensor" in x.dims:
         x = to_zones(x.to_dataset(name=name))[name]
     if deseason:
         x = _deseasonalize(x)
@@ -114,6 +123,7 @@ def lagged_correlation(
     max_lag: str | pd.Timedelta | int = "6h",
     deseasonalize: bool = True,
     z: float = Z_SIGNIFICANT,
+    rollup: bool = True,
 ) -> xr.Dataset:
     """Correlation of ``b`` with ``a`` over a window of lags, per zone and pooled.
 
@@ -131,6 +141,9 @@ def lagged_correlation(
         series (mean removed).
     z
         Significance threshold in null standard deviations.
+    rollup
+        Roll sensor series up to zones first (default). ``False`` correlates the inputs
+        along their shared dims as given (e.g. sensor by sensor, labels aligned).
 
     Returns
     -------
@@ -141,7 +154,7 @@ def lagged_correlation(
         ``b`` follows ``a``). Lazy when the inputs are.
     """
     na, nb = str(a.name or "a"), str(b.name or "b")
-    a2, b2 = _prepare(a, deseasonalize), _prepare(b, deseasonalize)
+    a2, b2 = _prepare(a, deseasonalize, rollup), _prepare(b, deseasonalize, rollup)
     a2, b2 = xr.align(a2, b2, join="inner", exclude=set(a2.dims) ^ set(b2.dims))
     a2, b2 = xr.broadcast(a2, b2)
     step = _step(time_index(a2))

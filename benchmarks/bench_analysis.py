@@ -1,0 +1,162 @@
+"""Benchmark: profiles, zonal roll-ups and lagged correlation from Zarr (issue 4, "Must show").
+
+Scenarios (10,000 sensors × 365 days at 15 min, and 1,000 sensors for ``--quick``)
+---------------------------------------------------------------------------------------
+``profile``
+    ``profile(node, by="timeofday", daytype=True)`` of every variable of every system (the
+    mean weekday and weekend day, per sensor), computed from the Zarr store.
+``to_zones``
+    ``to_zones(node)`` of every system: per-zone sums / means and completeness.
+``lagged_correlation``
+    The five built-in couplings at zone level over ±6 h (49 lags): roll-up, deseasonalize,
+    FFT correlation, Bartlett's null — what an analyst runs.
+``lagged_correlation_sensors``
+    Footfall against mobile data traffic sensor by sensor (sensor i of each system), ±6 h,
+    deseasonalized, by FFT — the FFT kernel at scale (PERFORMANCE.md pitfall 10).
+
+Each pandas twin reads the same store (inside the timed run, as the workbench does) and does
+the same computation with pandas (groupby mean; groupby sum/count; groupby transform and a
+per-lag ``Series.corr`` / ``DataFrame.corrwith`` loop). pandas runs at up to 1,000 sensors and
+is scaled by the sensor count (``pandas_scaled``): at 10,000 sensors it would hold every frame
+of a 5 GB store in memory several times over.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks._harness import Scenario
+
+COUPLED = [("environment", "air_temperature", "energy", "electric_load"),
+           ("environment", "air_temperature", "water", "water_flow"),
+           ("environment", "rainfall", "transport", "traffic_speed"),
+           ("people", "footfall", "communication", "data_traffic"),
+           ("transport", "traffic_flow", "environment", "no2")]
+MAX_LAG = 24  # steps of 15 min: ±6 h
+
+
+def _open(ctx):
+    return ctx.open()
+
+
+def _systems(city):
+    from workbench import registry
+
+    return [s for s in registry.SYSTEMS if s in city.children]
+
+
+def _profile(ctx):
+    from workbench.analysis import profile
+
+    return [profile(ctx.state[s].to_dataset(), by="timeofday", daytype=True).compute() for s in _systems(ctx.state)]
+
+
+def _to_zones(ctx):
+    from workbench.analysis import to_zones
+
+    return [to_zones(ctx.state[s].to_dataset()).compute() for s in _systems(ctx.state)]
+
+
+def _lags(ctx):
+    from workbench.analysis import lagged_correlation
+
+    city = ctx.state
+    return [lagged_correlation(city[sa][va], city[sb][vb], max_lag=MAX_LAG, deseasonalize=(vb != "no2")).compute()
+            for sa, va, sb, vb in COUPLED]
+
+
+def _lags_sensors(ctx):
+    from workbench.analysis import lagged_correlation
+
+    city = ctx.state
+    a = city["people"]["footfall"]
+    b = city["communication"]["data_traffic"]
+    n = min(a.sizes["sensor"], b.sizes["sensor"])
+    a = a.isel(sensor=slice(0, n)).assign_coords(sensor=np.arange(n)).reset_coords(drop=True)
+    b = b.isel(sensor=slice(0, n)).assign_coords(sensor=np.arange(n)).reset_coords(drop=True)
+    return lagged_correlation(a, b, max_lag=MAX_LAG, rollup=False)[["correlation", "best_lag", "null_sd"]].compute()
+
+
+# --- pandas twins ---------------------------------------------------------------------------
+
+
+def _frame(ds, v):
+    """(time × sensor) frame of one variable, read from the store."""
+    return ds[v].to_pandas().T
+
+
+def _keys(index):
+    return [np.asarray(index.day_of_week >= 5), np.asarray(index.hour * 60 + index.minute)]
+
+
+def _profile_pandas(ctx):
+    out = []
+    for s in _systems(ctx.state):
+        ds = ctx.state[s].to_dataset()
+        for v in ds.data_vars:
+            df = _frame(ds, v)
+            out.append(df.groupby(_keys(df.index)).mean())
+    return out
+
+
+def _rollup_pandas(ds, v, how):
+    df = _frame(ds, v)
+    zone = ds["zone"].to_numpy()
+    g = df.T.groupby(zone)
+    mean = g.mean().T
+    n = g.size()
+    comp = g.count().T / n
+    return (mean * n if how == "sum" else mean), comp
+
+
+def _to_zones_pandas(ctx):
+    from workbench import registry
+
+    out = []
+    for s in _systems(ctx.state):
+        ds = ctx.state[s].to_dataset()
+        for v in ds.data_vars:
+            out.append(_rollup_pandas(ds, v, registry.variable(v)["aggregation"]))
+    return out
+
+
+def _anomaly_pandas(df):
+    return df - df.groupby(_keys(df.index)).transform("mean")
+
+
+def _lags_pandas(ctx):
+    from workbench import registry
+
+    city = ctx.state
+    out = []
+    for sa, va, sb, vb in COUPLED:
+        A, _ = _rollup_pandas(city[sa].to_dataset(), va, registry.variable(va)["aggregation"])
+        B, _ = _rollup_pandas(city[sb].to_dataset(), vb, registry.variable(vb)["aggregation"])
+        if vb != "no2":
+            A, B = _anomaly_pandas(A), _anomaly_pandas(B)
+        res = {z: [A[z].corr(B[z].shift(-lag)) for lag in range(-MAX_LAG, MAX_LAG + 1)] for z in A.columns}
+        out.append(res)
+    return out
+
+
+def _lags_sensors_pandas(ctx):
+    city = ctx.state
+    A = _frame(city["people"].to_dataset(), "footfall")
+    B = _frame(city["communication"].to_dataset(), "data_traffic")
+    n = min(A.shape[1], B.shape[1])
+    A = _anomaly_pandas(A.iloc[:, :n]).set_axis(range(n), axis=1)
+    B = _anomaly_pandas(B.iloc[:, :n]).set_axis(range(n), axis=1)
+    return [A.corrwith(B.shift(-lag)) for lag in range(-MAX_LAG, MAX_LAG + 1)]
+
+
+SCENARIOS = [
+    Scenario(stage=stage, sensors=n, days=365, setup=_open, run=run, pandas=pd_run, floor="io",
+             pandas_max_sensors=1_000, quick=(n == 1_000), note=note)
+    for stage, run, pd_run, note in [
+        ("profile", _profile, _profile_pandas, "timeofday x daytype mean of all 13 variables, from Zarr"),
+        ("to_zones", _to_zones, _to_zones_pandas, "all 13 variables to zones with completeness, from Zarr"),
+        ("lagged_correlation", _lags, _lags_pandas, "5 couplings, zone level, +-6 h, roll-up + deseasonalize + FFT, from Zarr"),
+        ("lagged_correlation_sensors", _lags_sensors, _lags_sensors_pandas, "footfall vs data traffic sensor by sensor, +-6 h, FFT, from Zarr"),
+    ]
+    for n in (1_000, 10_000)
+]

@@ -1,0 +1,78 @@
+"""Fused sensor → zone kernel: one pass over the readings, sums and counts per zone.
+
+Measured on a (1,429 sensors × 35,040 steps) block: flox's grouped ``nansum`` along the
+sensor axis, with the ``where``/``notnull`` temporaries around it, costs several full-size
+copies (each page-faulted on this kind of VM); this kernel reads each reading once and
+writes only the (zone × time) result. With dask it runs per sensor chunk (``nogil``, so the
+threads overlap) and the partial sums are added in a tree.
+"""
+
+from __future__ import annotations
+
+import dask.array as dsa
+import numba
+import numpy as np
+
+__all__ = ["zone_sum_count"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_count(x, zi, nz):  # pragma: no cover - numba
+    ns, nt = x.shape
+    out = np.zeros((2, nz, nt))
+    for i in range(ns):
+        z = zi[i]
+        for t in range(nt):
+            v = x[i, t]
+            if v == v:
+                out[0, z, t] += v
+                out[1, z, t] += 1.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_count_qc(x, qc, bad, zi, nz):  # pragma: no cover - numba
+    ns, nt = x.shape
+    out = np.zeros((2, nz, nt))
+    for i in range(ns):
+        z = zi[i]
+        for t in range(nt):
+            v = x[i, t]
+            if v == v and (qc[i, t] & bad) == 0:
+                out[0, z, t] += v
+                out[1, z, t] += 1.0
+    return out
+
+
+def _numpy(x, qc, zi, nz, bad):
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if qc is None:
+        return _sum_count(x, zi, nz)
+    return _sum_count_qc(x, np.ascontiguousarray(qc, dtype=np.uint8), np.uint8(bad), zi, nz)
+
+
+def _block(x, *qc, zi, nz, bad, block_info=None):
+    s0, s1 = block_info[0]["array-location"][0]
+    return _numpy(x, qc[0] if qc else None, zi[s0:s1], nz, bad)[None]
+
+
+def zone_sum_count(x, qc, zi: np.ndarray, nz: int, bad: int = 0xFF):
+    """Sums and counts of valid readings per zone: array ``(2, nz, time)``.
+
+    ``x`` (sensor × time, numpy or dask), ``qc`` the uint8 flags or ``None``, ``zi`` the
+    zone index of each sensor (numpy), ``bad`` the flag bits that exclude a reading.
+    """
+    zi = np.asarray(zi, dtype=np.int64)
+    if not isinstance(x, dsa.Array) and not isinstance(qc, dsa.Array):
+        return _numpy(np.asarray(x), None if qc is None else np.asarray(qc), zi, nz, bad)
+    x = dsa.asarray(x)
+    args = [x]
+    if qc is not None:
+        args.append(dsa.asarray(qc).rechunk(x.chunks))
+    nb = len(x.chunks[0])
+    parts = dsa.map_blocks(
+        _block, *args, zi=zi, nz=nz, bad=bad, new_axis=[1, 2], dtype=np.float64,
+        chunks=((1,) * nb, (2,), (nz,), x.chunks[1]),
+        meta=np.empty((0, 0, 0, 0), dtype=np.float64),
+    )
+    return parts.sum(axis=0)
