@@ -106,14 +106,22 @@ def series_plot(frame: pd.DataFrame, *, title: str, ylabel: str, height: int = 3
     )
 
 
-def week_plot(city: xr.DataTree, system: str, var: str | None = None, *, days: int = 7) -> hv.NdOverlay:
-    """The first ``days`` of one variable of ``system``, one curve per zone."""
+def week_plot(city: xr.DataTree, system: str, var: str | None = None, *, days: int = 7) -> hv.Path:
+    """The first ``days`` of one variable of ``system``, one line per zone.
+
+    Drawn as one multi-line glyph (hover names the zone): a served overview of seven systems
+    then costs seven glyphs per session, not one per zone and system.
+    """
     var = var or _data.data_variables(city, system)[0]
     t0, _ = _data.time_bounds(city)
     window = (t0, t0 + pd.Timedelta(days=days) - pd.Timedelta("1ns"))
     frame = _data.zone_frame(city, system, var, window=window)
-    return series_plot(frame, title=f"{system.capitalize()}: {_data.label_of(var)}, first week by district",
-                       ylabel=_data.label_of(var), label="zone", height=320)
+    label = _data.label_of(var)
+    paths = [{"time": frame.index.values, label: frame[z].to_numpy(dtype=float), "zone": str(z), "n": float(i)}
+             for i, z in enumerate(frame.columns)]
+    return hv.Path(paths, kdims=["time", label], vdims=["n", "zone"]).opts(
+        color="n", cmap="Category20", colorbar=False, line_width=1.2, tools=["hover"], responsive=True, height=300,
+        title=f"{system.capitalize()}: {label}, first week by district", show_legend=False)
 
 
 def matrix_plot(matrix: xr.DataArray, *, title: str, clabel: str) -> hv.Image:

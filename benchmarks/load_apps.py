@@ -1,0 +1,90 @@
+"""Load test of the served apps: N concurrent sessions per app on loopback.
+
+For each app and N in (25, 50): open N server sessions at once with
+``bokeh.client.pull_session`` (a real session: the server runs the notebook and builds the
+document), report the session-open latency p50/p95 and the server's resident memory per extra
+session (RSS after the N sessions minus before, over N), then close them. The server is
+started with ``--warm`` (data cached once per process with ``pn.cache``).
+
+Usage: ``python benchmarks/load_apps.py [--apps 01_perception ...] [--n 25 50]``;
+results in ``benchmarks/results/apps_load.json``. Bounded and loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import panel  # noqa: F401  (the client needs Panel's models registered)
+from bokeh.client import pull_session
+
+import _serve
+
+APPS = ["01_perception", "02_analysis", "03_integration", "00_overview"]
+OUT = Path(__file__).resolve().parent / "results" / "apps_load.json"
+
+
+def open_one(url: str):
+    t = time.perf_counter()
+    try:
+        session = pull_session(url=url)
+    except OSError:  # the client gave up waiting (HTTP 599): counted as a failed session
+        return None, None
+    return time.perf_counter() - t, session
+
+
+def run(url: str, proc, app: str, n: int) -> dict:
+    server = _serve.server_process(proc)
+    open_one(f"{url}/{app}")[1].close()  # this app warm in this process
+    time.sleep(2)
+    gc.collect()
+    before = server.memory_info().rss
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        results = list(pool.map(lambda _: open_one(f"{url}/{app}"), range(n)))
+    wall = time.perf_counter() - t0
+    time.sleep(1)
+    after = server.memory_info().rss
+    lat = np.array([r[0] for r in results if r[0] is not None] or [np.nan])
+    failed = sum(r[0] is None for r in results)
+    for _, s in results:
+        if s is not None:
+            s.close()
+    return {"app": app, "n": n, "failed": failed, "p50_s": round(float(np.percentile(lat, 50)), 3),
+            "p95_s": round(float(np.percentile(lat, 95)), 3), "max_s": round(float(lat.max()), 3),
+            "wall_s": round(wall, 2), "rss_before_mb": round(before / 2**20, 1), "rss_after_mb": round(after / 2**20, 1),
+            "mb_per_session": round((after - before) / 2**20 / n, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--apps", nargs="*", default=APPS)
+    ap.add_argument("--n", nargs="*", type=int, default=[25, 50])
+    args = ap.parse_args()
+    if max(args.n) > 100:
+        raise SystemExit("load_apps: keep N ≤ 100 (bounded load test).")
+    url, proc = _serve.start("--warm")
+    rows = []
+    try:
+        for app in args.apps:
+            for n in args.n:
+                row = run(url, proc, app, n)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                time.sleep(3)
+    finally:
+        _serve.stop(proc)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"machine": platform.platform(), "cpus": __import__("os").cpu_count(),
+                               "dataset": "reference", "results": rows}, indent=2))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
