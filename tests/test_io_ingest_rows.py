@@ -83,7 +83,7 @@ _cell = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.lists(_cell, min_size=8, max_size=8), min_size=1, max_size=25), block=st.sampled_from([32, 100, 1 << 20]))
 def test_property_arrow_path_equals_row_frame_path(tmp_path, rows, block):
     """The CSV reader (Arrow, column-wise, in pieces) and ``Collector.add`` on the same rows agree."""
