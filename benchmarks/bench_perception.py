@@ -5,11 +5,15 @@ Scenarios
 ``quality_flags``
     ``quality_flags(city)`` computed for every system of the reference city of 1,000 sensors
     × 365 days at 15 minutes, opened lazily from Zarr. The pandas twin does the same tests
-    per sensor with ``pandas`` (NaN runs, constant runs, centred rolling median spike test,
-    out of range; drift as a 24 h rolling median against the zone mean).
+    with ``pandas`` (NaN runs, constant runs, the log scale, the zone-buddy difference by a
+    zone groupby, centred rolling-median spike tests on the buddy difference and the own
+    series with Δ² noise, the stands-out check, drift as a 24 h rolling median of the buddy
+    difference held for 6 h, out of range).
 ``anomaly_scores``
-    ``anomaly_scores(city)`` (profile by day type and time of day, robust z, the multi-scale
-    scan). The pandas twin: groupby-median profile, MAD, rolling sums at 4 scales.
+    ``anomaly_scores(city)`` (flags, profile by day type and time of day, robust z, the
+    multi-scale scan, 1 h effect). The pandas twin: the flags twin as the mask, groupby-median
+    profile, MAD, rolling sums at 4 scales each recalibrated by its median/MAD, rolling max,
+    1 h rolling median — the same work (the robust rolling-median/MAD variant).
 
 Both compare with the memory floor (one ``np.add.reduce`` over the same bytes, one thread).
 The pandas twins run on one system's worth of sensors and are scaled to the whole city
@@ -54,23 +58,38 @@ def _frames(ctx):
     return out
 
 
+def _pandas_flags_one(df, zone):
+    """The workbench's tests in plain pandas, one frame (time × sensor) of one variable."""
+    gap = pd_runs(df.isna()) >= 4
+    same = df.eq(df.shift())
+    flat = pd_runs(same) >= 8
+    y = np.log1p(df.clip(lower=0) / (0.05 * df.where(df > 0).median()))
+    y = y.where(~(gap | flat))
+    y = y - y.median()
+    # zone buddies: mean of the zone's other sensors at each step
+    tot = y.fillna(0).T.groupby(zone).transform("sum").T
+    cnt = y.notna().T.groupby(zone).transform("sum").T
+    others = cnt - y.notna()
+    d = (y - (tot - y.fillna(0)) / others.where(others > 0)).where(others >= 2, y)
+
+    def local_z(v):
+        r = v - v.rolling(9, center=True, min_periods=5).median()
+        d2 = v.diff().diff()
+        return r / ((d2 - d2.median()).abs().median() * 1.4826 / np.sqrt(6))
+
+    z_zone, z_own = local_z(d), local_z(y)
+    mean_abs = z_zone.abs().T.groupby(zone).transform("mean").T
+    spike = (z_zone.abs() >= 6) & (z_own.abs() >= 3) & (np.sign(z_zone) == np.sign(z_own)) & (z_zone.abs() > mean_abs)
+    drift = d.where(~spike).rolling(96, center=True, min_periods=24).median()
+    drift = drift - d.median()
+    far = (drift.abs() >= 0.06) & (drift.abs() > drift.abs().T.groupby(zone).transform("mean").T)
+    far = far & (pd_runs(far) >= 24)
+    oor = df < 0
+    return gap | flat | spike | far | oor
+
+
 def _flags_pandas(ctx):
-    res = []
-    for df, zone in _frames(ctx):
-        gap = pd_runs(df.isna()) >= 4
-        same = df.eq(df.shift())
-        flat = pd_runs(same) >= 8
-        y = np.log1p(df.clip(lower=0))
-        med = y.rolling(9, center=True, min_periods=5).median()
-        r = y - med
-        mad = (r - r.median()).abs().median() * 1.4826
-        spike = (r / mad).abs() >= 8
-        drift = y.rolling(96, center=True, min_periods=24).median()
-        zmean = drift.T.groupby(zone).transform("mean").T
-        far = (drift - zmean).abs() >= 0.06
-        oor = df < 0
-        res.append(gap | flat | spike | far | oor)
-    return res
+    return [_pandas_flags_one(df, zone) for df, zone in _frames(ctx)]
 
 
 def pd_runs(mask):
@@ -87,19 +106,22 @@ def pd_runs(mask):
 
 def _scores_pandas(ctx):
     res = []
-    for df, _ in _frames(ctx):
-        y = np.log1p(df.clip(lower=0))
+    for df, zone in _frames(ctx):
+        bad = _pandas_flags_one(df, zone)
+        y = np.log1p(df.clip(lower=0) / (0.05 * df.where(df > 0).median())).where(~bad)
         idx = df.index
-        key = (idx.dayofweek >= 5) * 96 + idx.hour * 4 + idx.minute // 15
+        key = np.minimum(np.maximum(idx.dayofweek - 4, 0), 2) * 96 + idx.hour * 4 + idx.minute // 15
         prof = y.groupby(key).transform("median")
         r = y - prof
         z = r / ((r - r.median()).abs().median() * 1.4826)
         best = None
         for k in (1, 4, 16, 64):
             s = z.rolling(k, min_periods=max(1, k // 2)).sum() / np.sqrt(k)
+            s = (s - s.median()) / ((s - s.median()).abs().median() * 1.4826)
             s = s.rolling(k, min_periods=1).max()
             best = s if best is None else np.maximum(best, s)
-        res.append(best)
+        effect = r.rolling(4, center=True, min_periods=2).median()
+        res.append((best, effect))
     return res
 
 

@@ -7,6 +7,7 @@ zone labels), which are small by construction.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import bottleneck as bn
@@ -23,7 +24,13 @@ __all__ = [
 
 QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_alpha", "spike_z", "spike_window",
                 "drift_fraction", "drift_hours", "drift_min_hours", "min_buddies", "valid_min", "valid_max",
-                "qc_transform", "qc_floor", "anomaly_min_effect")
+                "qc_transform", "qc_floor", "anomaly_min_effect", "spike_own_z")
+
+
+@lru_cache(maxsize=1)
+def _quality_defaults() -> dict[str, Any]:
+    """The registry's ``quality:`` defaults (parsed once: YAML parsing costs ~0.1 s a call)."""
+    return dict(registry.load_yaml("variables.yml").get("quality") or {})
 
 
 def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -31,9 +38,10 @@ def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dic
     then ``overrides`` (either ``{key: value}`` for every variable or ``{variable: {key: value}}``).
     """
     v = registry.variable(name)
-    out: dict[str, Any] = dict(registry.load_yaml("variables.yml").get("quality") or {})
+    out: dict[str, Any] = dict(_quality_defaults())
     out.setdefault("qc_transform", "log" if v["valid_min"] >= 0 else "linear")
     out.setdefault("qc_floor", 1e-3)
+    out.setdefault("spike_own_z", 0.0)
     for key in QUALITY_KEYS:
         if key in v:
             out[key] = v[key]

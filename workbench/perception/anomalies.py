@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.perception import _kernels as K
-from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for, transform
+from workbench.perception._blocks import scores_block
+from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
-from workbench.perception.flags import BAD, quality_flags
+from workbench.perception._zoned import zone_codes, zone_map
+from workbench.perception.flags import BAD, completeness, flag_params, qc_attrs
 
 __all__ = ["anomaly_scores", "detect_anomalies", "profile_key", "DEFAULT_THRESHOLD", "SCAN_HOURS"]
 
@@ -53,47 +54,43 @@ def profile_key(time: xr.DataArray, profile: str = "daytype") -> xr.DataArray:
     if profile == "day":
         day = np.zeros(len(t), dtype=np.int64)
     elif profile == "week":
-        day = t.dayofweek.to_numpy()
+        day = t.day_of_week.to_numpy()
     elif profile == "daytype":
-        day = np.minimum(np.maximum(t.dayofweek.to_numpy() - 4, 0), 2)
+        day = np.minimum(np.maximum(t.day_of_week.to_numpy() - 4, 0), 2)
     else:
         raise ValueError(f"profile must be 'daytype', 'week' or 'day', not {profile!r}.")
     return xr.DataArray((day * per_day + slot).astype(np.int64), dims="time", coords={"time": time}, name="slot")
 
 
-def _z_block(r: np.ndarray, *, floor: float) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        spread = np.fmax(K.row_mad(r), floor)
-    return r / spread
-
-
-def _effect_block(r: np.ndarray, *, window: int) -> np.ndarray:
-    return K.centered_median(r, window, min_count=max(1, window // 2))
-
-
-def _scores_one(ds: xr.Dataset, name: str, key: xr.DataArray, scales: tuple[int, ...], effect_window: int,
-                overrides: Mapping[str, Any] | None) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray, scales: tuple[int, ...],
+                effect_window: int, overrides: Mapping[str, Any] | None) -> dict[str, xr.DataArray]:
+    """One block kernel per zone-complete chunk: flags (when absent), profile, z, scan, effect."""
     th = thresholds_for(name, overrides)
-    x = ds[name].astype(np.float64)
-    good = (ds[f"{name}_qc"] & BAD) == 0
-    y = transform(x, th["qc_transform"]).where(good)
-    prof = y.groupby(key).median()  # flox: one blockwise reduction per chunk (time is one chunk)
-    r = y - prof.sel(slot=key).drop_vars("slot")
-    if r.chunks is not None:
-        r = r.chunk({"time": -1})
-    z = xr.apply_ufunc(_z_block, r, input_core_dims=[["time"]], output_core_dims=[["time"]], dask="parallelized",
-                       output_dtypes=[np.float64], kwargs={"floor": float(th["qc_floor"])})
-    score = xr.apply_ufunc(K.scan_max, z, input_core_dims=[["time"]], output_core_dims=[["time"]], dask="parallelized",
-                           output_dtypes=[np.float64], kwargs={"scales": scales})
-    effect = xr.apply_ufunc(_effect_block, r, input_core_dims=[["time"]], output_core_dims=[["time"]],
-                            dask="parallelized", output_dtypes=[np.float64], kwargs={"window": effect_window})
+    slot = np.asarray(key.to_numpy())  # boundary: the slot of each time step, small
+    kw = dict(slot=slot, n_slots=int(slot.max()) + 1 if slot.size else 1, transform=th["qc_transform"],
+              floor=float(th["qc_floor"]), scales=scales, effect_window=effect_window, bad=int(BAD))
+    have_qc = f"{name}_qc" in ds
+    if have_qc:
+        arrays = [ds[name], ds[f"{name}_qc"]]
+        dtypes = [np.float32] * 3
+    else:
+        arrays, dtypes = [ds[name]], [np.uint8] + [np.float32] * 3
+        kw["flag_params"] = flag_params(ds, name, overrides)
+    res = zone_map(scores_block, arrays, codes, dtypes=dtypes, kwargs=kw)
+    out = {}
+    if not have_qc:
+        qc = res.pop(0)
+        qc.attrs = qc_attrs(name, ds[name].attrs.get("long_name"))
+        out[f"{name}_qc"] = qc
+    z, score, effect = res
     long_name = ds[name].attrs.get("long_name", name)
     effect.attrs = {"long_name": f"departure of {long_name} from its profile (1 h median, {th['qc_transform']} scale)",
                     "units": "1" if th["qc_transform"] != "linear" else ds[name].attrs.get("units", "1")}
     z.attrs = {"long_name": f"robust z of {long_name} from its profile", "units": "1"}
     score.attrs = {"long_name": f"anomaly score of {long_name}", "units": "1",
                    "description": f"signed multi-scale scan of z over windows of {list(scales)} steps"}
-    return z.transpose(*x.dims), score.transpose(*x.dims), effect.transpose(*x.dims)
+    out.update({f"{name}_z": z, f"{name}_score": score, f"{name}_effect": effect})
+    return out
 
 
 def anomaly_scores(ds: xr.Dataset | xr.DataTree, *, profile: str = "daytype", variables: Sequence[str] | None = None,
@@ -129,15 +126,16 @@ def anomaly_scores(ds: xr.Dataset | xr.DataTree, *, profile: str = "daytype", va
 
     def one(d: xr.Dataset) -> xr.Dataset:
         names = list(variables or data_variables(d))
-        if any(f"{n}_qc" not in d for n in names):
-            d = quality_flags(d, variables=[n for n in names if f"{n}_qc" not in d], thresholds=thresholds)
+        codes = zone_codes(d)
         key = profile_key(d["time"], profile)
         step = step_of(d["time"])
         scales = tuple(sorted({steps(h, step) for h in SCAN_HOURS}))
         new = {}
         for name in names:
-            z, score, effect = _scores_one(d, name, key, scales, steps(1.0, step), thresholds)
-            new[f"{name}_z"], new[f"{name}_score"], new[f"{name}_effect"] = z, score, effect
+            new.update(_scores_one(d, name, codes, key, scales, steps(1.0, step), thresholds))
+        for name in names:  # flags computed in the same pass carry their completeness too
+            if f"{name}_qc" in new:
+                new[f"{name}_completeness"] = completeness(new[f"{name}_qc"], d[name].attrs.get("long_name", name))
         out = d.assign(new)
         out.attrs = append_history(d.attrs, f"workbench.perception.anomaly_scores(profile={profile!r}, variables={names})")
         return out

@@ -33,18 +33,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import bottleneck as bn
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from workbench.perception import _kernels as K
+from workbench.perception._blocks import flags_block
+from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
-from workbench.perception._common import (
-    append_history, data_variables, time_median, map_systems, step_of, steps, thresholds_for, transform, zone_buddies,
-)
+from workbench.perception._zoned import zone_codes, zone_map
 
-__all__ = ["FLAG_MASKS", "FLAG_MEANINGS", "BAD", "quality_flags", "flag_events", "qc_attrs", "flag_names"]
+__all__ = ["FLAG_MASKS", "FLAG_MEANINGS", "BAD", "quality_flags", "flag_events", "qc_attrs", "flag_names", "flag_params", "completeness"]
 
 FLAG_MASKS = np.array([1, 2, 4, 8, 16, 32, 64, 128], dtype=np.uint8)
 FLAG_MEANINGS = "missing gap flatline spike out_of_range duplicate drift filled"
@@ -68,82 +67,38 @@ def flag_names(qc: int) -> list[str]:
     return [m for bit, m in zip(FLAG_MASKS, FLAG_MEANINGS.split()) if int(qc) & int(bit)]
 
 
-def _runs_block(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float) -> np.ndarray:
-    return K.run_flags(x, gap_steps=gap, flat_min=fmin, flat_max=fmax, alpha=alpha)
-
-
-def _spike_block(d: np.ndarray, *, window: int, floor: float) -> np.ndarray:
-    """Robust z-score of each reading against a centred moving median of its own row."""
-    q = d - K.centered_median(d, window)
-    with np.errstate(all="ignore"):
-        sigma = np.fmax(K.diff_sigma(d), floor)
-    return q / sigma
-
-
-def _drift_block(d: np.ndarray, *, window: int) -> np.ndarray:
-    """The row's moving median minus its overall median."""
-    smooth = K.centered_median(d, window, min_count=max(1, window // 4))
-    if d.shape[-1] == 0:
-        return smooth
-    return smooth - bn.nanmedian(d, axis=-1)[..., None]
-
-
-def _apply(func, *args: xr.DataArray, dtype=np.float64, **kwargs) -> xr.DataArray:
-    return xr.apply_ufunc(
-        func, *args, input_core_dims=[["time"]] * len(args), output_core_dims=[["time"]],
-        dask="parallelized", output_dtypes=[dtype], kwargs=kwargs,
-    )
-
-
-def _stands_out(v: xr.DataArray, zone: xr.DataArray, n_min: int) -> xr.DataArray:
-    """True where a sensor departs more than its zone-mates do on average (or has no mates).
-
-    One sensor's fault shows, in the buddy differences, at full size in that sensor and at
-    1/n of it in each of its n zone-mates: only the faulty sensor stands out.
-    """
-    mean_abs, n = zone_buddies(abs(v), zone)
-    return (abs(v) > mean_abs) | (n < n_min)
-
-
-def _flags_one(ds: xr.Dataset, name: str, overrides: Mapping[str, Any] | None) -> tuple[xr.DataArray, dict]:
+def flag_params(ds: xr.Dataset, name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword arguments of :func:`_blocks.flags_block` for one variable (thresholds in steps)."""
     th = thresholds_for(name, overrides)
-    x = ds[name].astype(np.float64)
-    zone = ds["zone"]
     step = step_of(ds["time"])
-    n_min = max(1, int(th["min_buddies"]) - 1)  # other sensors of the zone needed
-    gap = steps(th["gap_hours"], step)
     fmax = steps(th.get("flatline_hours"), step)
-    fmin = max(2, min(fmax, steps(th["flatline_min_hours"], step))) if fmax else 0
-    bits = _apply(_runs_block, x, dtype=np.uint8, gap=gap, fmin=fmin, fmax=fmax, alpha=float(th["flatline_alpha"]))
-    # work on the transformed scale, each sensor relative to its own level, bad runs masked
-    y = transform(x, th["qc_transform"]).where((bits & (K.GAP | K.FLATLINE)) == 0)
-    y = y - time_median(y)
-    # buddy differences: the zone's common signal (rhythm, weather, events) cancels out
-    buddy, n_others = zone_buddies(y, zone)
-    d = xr.where(n_others >= n_min, y - buddy, y)
-    spike_z = th.get("spike_z")
-    if spike_z:
-        # sharp against the sensor's own neighbourhood in time, and not shared by the zone
-        win, floor = int(th["spike_window"]), float(th["qc_floor"])
-        z_own = _apply(_spike_block, y, window=win, floor=floor)
-        z_zone = _apply(_spike_block, d, window=win, floor=floor)
-        spike = ((abs(z_own) >= spike_z) & (abs(z_zone) >= 0.5 * spike_z) & (np.sign(z_own) == np.sign(z_zone))
-                 & _stands_out(z_zone, zone, n_min))
-        bits = bits | xr.where(spike, np.uint8(K.SPIKE), np.uint8(0))
-    oor = (x < th["valid_min"]) | (x > th["valid_max"])
-    bits = bits | xr.where(oor, np.uint8(K.OUT_OF_RANGE), np.uint8(0))
+    spike_z = th.get("spike_z") or None
     dup = pd.DatetimeIndex(ds["time"].to_numpy()).duplicated()  # boundary: the time coordinate is small
-    if dup.any():
-        bits = bits | xr.DataArray(np.where(dup, np.uint8(K.DUPLICATE), np.uint8(0)), dims="time")
-    if th.get("drift_fraction"):
-        usable = (bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0
-        dd = _apply(_drift_block, d.where(usable & (n_others >= n_min)), window=steps(th["drift_hours"], step))
-        far = (abs(dd) >= th["drift_fraction"]) & _stands_out(dd, zone, n_min) & (n_others >= n_min)
-        drift = _apply(K.long_runs, far, dtype=bool, min_len=steps(th["drift_min_hours"], step))
-        bits = bits | xr.where(drift, np.uint8(K.DRIFT), np.uint8(0))
-    bits = bits.astype(np.uint8).transpose(*x.dims)
+    params = dict(
+        gap=steps(th["gap_hours"], step), fmin=max(2, min(fmax, steps(th["flatline_min_hours"], step))) if fmax else 0,
+        fmax=fmax, alpha=float(th["flatline_alpha"]), transform=th["qc_transform"],
+        n_min=max(1, int(th["min_buddies"]) - 1),  # other sensors of the zone needed
+        spike_z=spike_z, spike_own_z=float(th.get("spike_own_z") or 0.0), window=int(th["spike_window"]),
+        floor=float(th["qc_floor"]), drift_fraction=th.get("drift_fraction") or None,
+        drift_window=steps(th["drift_hours"], step), drift_min=steps(th["drift_min_hours"], step),
+        valid_min=float(th["valid_min"]), valid_max=float(th["valid_max"]), dup=dup if dup.any() else None,
+    )
+    return params
+
+
+def completeness(qc: xr.DataArray, long_name: str) -> xr.DataArray:
+    """Share of readings with no ``BAD`` bit, per sensor (lazy)."""
+    comp = ((qc & BAD) == 0).mean("time")
+    comp.attrs = {"long_name": f"completeness of {long_name}", "units": "1",
+                  "description": "share of readings present and not flagged (filled readings count)"}
+    return comp
+
+
+def _flags_one(ds: xr.Dataset, name: str, codes: np.ndarray, overrides: Mapping[str, Any] | None) -> xr.DataArray:
+    """Every test of one variable in one block kernel (:func:`_blocks.flags_block`) per zone-complete chunk."""
+    (bits,) = zone_map(flags_block, [ds[name]], codes, dtypes=[np.uint8], kwargs=flag_params(ds, name, overrides))
     bits.attrs = qc_attrs(name, ds[name].attrs.get("long_name"))
-    return bits, th
+    return bits
 
 
 def quality_flags(ds: xr.Dataset | xr.DataTree, *, thresholds: Mapping[str, Any] | None = None,
@@ -182,17 +137,15 @@ def quality_flags(ds: xr.Dataset | xr.DataTree, *, thresholds: Mapping[str, Any]
         if "zone" not in d.coords:
             raise ValueError("quality_flags needs a 'zone' coordinate along sensor (the buddy checks compare zone-mates).")
         names = variables or data_variables(d)
+        codes = zone_codes(d)
         new = {}
         for name in names:
-            qc, th = _flags_one(d, name, thresholds)
+            qc = _flags_one(d, name, codes, thresholds)
             if f"{name}_qc" in d:  # keep the marks of earlier steps (align's filled bit)
                 qc = (qc | (d[f"{name}_qc"].astype(np.uint8) & np.uint8(K.FILLED))).astype(np.uint8)
                 qc.attrs = qc_attrs(name, d[name].attrs.get("long_name"))
             new[f"{name}_qc"] = qc
-            comp = ((qc & BAD) == 0).mean("time")
-            comp.attrs = {"long_name": f"completeness of {d[name].attrs.get('long_name', name)}", "units": "1",
-                          "description": "share of readings present and not flagged (filled readings count)"}
-            new[f"{name}_completeness"] = comp
+            new[f"{name}_completeness"] = completeness(qc, d[name].attrs.get("long_name", name))
         shown = {k: v for k, v in (thresholds or {}).items()}
         out = d.assign(new)
         out.attrs = append_history(d.attrs, f"workbench.perception.quality_flags(variables={names}, thresholds={shown})")

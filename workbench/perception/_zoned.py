@@ -1,0 +1,87 @@
+"""Run a block kernel over whole zones: the one place the perception stage maps over dask chunks.
+
+The buddy checks compare each sensor with the *other sensors of its zone*, so a kernel needs
+every sensor of a zone in the block it sees. When the sensor axis is one chunk (or the data is
+in memory) the kernel runs on it as is. When it is split into several chunks, the sensors are
+put in zone order once (a gather), cut into chunks at zone boundaries of about the input's
+chunk size, mapped, and put back in their original order — one deliberate rechunk (DESIGN.md
+§5), so the result never depends on the chunking.
+
+Each kernel gets a ``(sensor, time)`` block, the matching per-sensor zone codes, and returns
+one or more ``(sensor, time)`` arrays (one task per block and variable, whatever the number of
+tests it runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["zone_codes", "zone_map"]
+
+
+def zone_codes(ds: xr.Dataset) -> np.ndarray:
+    """Integer zone code per sensor (``-1`` where the zone is missing)."""
+    labels = np.asarray(ds["zone"].to_numpy()).astype(str)  # boundary: zone labels, one per sensor
+    _, codes = np.unique(labels, return_inverse=True)
+    return codes.astype(np.int64)
+
+
+def _zone_chunks(codes_sorted: np.ndarray, target: int) -> tuple[int, ...]:
+    """Chunk sizes along the zone-sorted sensor axis that never split a zone (≈ ``target``)."""
+    bounds = np.flatnonzero(np.diff(codes_sorted)) + 1
+    edges = np.r_[0, bounds, len(codes_sorted)]
+    out, start = [], 0
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b - start > target and a > start:
+            out.append(a - start)
+            start = a
+    out.append(len(codes_sorted) - start)
+    return tuple(out)
+
+
+def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes: np.ndarray, *,
+             dtypes: Sequence[type], kwargs: dict | None = None) -> list[xr.DataArray]:
+    """``func(*blocks, codes=block_codes, **kwargs)`` over zone-complete ``(sensor, time)`` blocks.
+
+    ``arrays`` share dims ``(sensor, time)``; ``func`` returns one array per entry of ``dtypes``
+    (a tuple when there are several). Lazy when the inputs are dask-backed.
+    """
+    arrays = [a.transpose("sensor", "time") for a in arrays]
+    x0 = arrays[0]
+    n_out = len(dtypes)
+    order = None
+    if x0.chunks is not None and len(x0.chunks[0]) > 1:
+        order = np.argsort(codes, kind="stable")
+        target = max(x0.chunks[0])
+        chunks = _zone_chunks(codes[order], target)
+        arrays = [a.isel(sensor=order).chunk({"sensor": chunks, "time": -1}) for a in arrays]
+        codes_used = codes[order]
+    else:
+        codes_used = codes
+        if x0.chunks is not None:
+            arrays = [a.chunk({"time": -1}) for a in arrays]
+    code_da = xr.DataArray(codes_used, dims="sensor", coords={"sensor": arrays[0]["sensor"]})
+    if arrays[0].chunks is not None:
+        code_da = code_da.chunk({"sensor": arrays[0].chunks[0]})
+
+    def call(*blocks):
+        *data, c = blocks
+        out = func(*data, codes=np.asarray(c).reshape(-1), **(kwargs or {}))
+        return out if n_out > 1 else out
+
+    res = xr.apply_ufunc(
+        call, *arrays, code_da,
+        input_core_dims=[["time"]] * len(arrays) + [[]],
+        output_core_dims=[["time"]] * n_out,
+        dask="parallelized", output_dtypes=list(dtypes),
+    )
+    res = list(res) if n_out > 1 else [res]
+    res = [r.transpose("sensor", "time") for r in res]
+    if order is not None:
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        res = [r.isel(sensor=inverse).chunk({"sensor": x0.chunks[0]}) for r in res]
+    return res
