@@ -66,10 +66,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--apps", nargs="*", default=APPS)
     ap.add_argument("--n", nargs="*", type=int, default=[25, 50])
+    ap.add_argument("--pages", action="store_true",
+                    help="serve the views alone (workbench/apps/pages/*.py) instead of the notebooks, "
+                         "whose own cells may compute per session")
     args = ap.parse_args()
     if max(args.n) > 100:
         raise SystemExit("load_apps: keep N ≤ 100 (bounded load test).")
-    url, proc = _serve.start("--warm")
+    pages = _serve.ROOT / "workbench" / "apps" / "pages"
+    apps = [str(pages / f"{a}.py") for a in args.apps if (pages / f"{a}.py").exists()] if args.pages else []
+    url, proc = _serve.start("--warm", *apps)
     rows = []
     try:
         for app in args.apps:
@@ -81,9 +86,10 @@ def main() -> None:
     finally:
         _serve.stop(proc)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"machine": platform.platform(), "cpus": __import__("os").cpu_count(),
+    out = OUT.with_name("apps_load_pages.json") if args.pages else OUT
+    out.write_text(json.dumps({"served": "views alone (workbench/apps/pages)" if args.pages else "notebooks", "machine": platform.platform(), "cpus": __import__("os").cpu_count(),
                                "dataset": "reference", "results": rows}, indent=2))
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
