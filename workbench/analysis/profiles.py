@@ -2,8 +2,10 @@
 
 A profile is a statistic of a series grouped by a calendar key of its time axis — the
 hour of day, the time of day (one slot per sampling step), the day of week, the hour of
-week or the month — optionally split into weekdays and weekends. It is computed with
-flox (``xarray_reduce``), lazily, for every non-time dimension at once (sensor or zone).
+week or the month — optionally split into weekdays and weekends. The mean (the common case,
+and what :func:`deseasonalize` removes) goes through a one-pass numba kernel per series;
+other statistics through flox (``xarray_reduce``). Lazily, for every non-time dimension at
+once (sensor or zone).
 
 Examples
 --------
@@ -23,11 +25,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import flox.xarray
+import numba
 import numpy as np
 import xarray as xr
 
 from workbench.analysis._common import (
-    DAYTYPES, calendar_key, data_vars, daytype_key, history, valid_mask, var_attrs,
+    DAYTYPES, calendar_key, data_vars, daytype_key, history, single_time_chunk, valid_mask, var_attrs,
 )
 
 __all__ = ["profile", "deseasonalize", "expand_profile"]
@@ -40,6 +43,55 @@ _LONG = {
     "hourofweek": "weekly profile (hour of week)",
     "month": "seasonal profile (month)",
 }
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_mean(x, code, ng):  # pragma: no cover - numba
+    n, nt = x.shape
+    out = np.empty((n, ng))
+    s = np.zeros(ng)
+    c = np.zeros(ng)
+    for i in range(n):
+        s[:] = 0.0
+        c[:] = 0.0
+        for t in range(nt):
+            v = x[i, t]
+            if v == v:
+                s[code[t]] += v
+                c[code[t]] += 1.0
+        for g in range(ng):
+            out[i, g] = s[g] / c[g] if c[g] > 0 else np.nan
+    return out
+
+
+def _mean_kernel(x, code, shape):
+    lead = x.shape[:-1]
+    x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.float64)
+    return _group_mean(x2, code, int(np.prod(shape))).reshape(lead + tuple(shape))
+
+
+def _fast_mean(da: xr.DataArray, key: xr.DataArray, groups: np.ndarray, daytype: bool) -> xr.DataArray:
+    """Mean by calendar key in one pass per series (a numba kernel).
+
+    Measured on 1,429 sensors × a year in memory: flox (numbagg) 0.24 s = 9× the one-thread
+    memory floor, pandas 0.19 s; this kernel reads each value once (see docs/analysis.md).
+    """
+    pos = np.searchsorted(groups, key.values).astype(np.int64)
+    dims, shape = [key.name], [len(groups)]
+    if daytype:
+        pos = pos + len(groups) * (daytype_key(da).values == "weekend").astype(np.int64)
+        dims, shape = ["daytype", key.name], [2, len(groups)]
+    x = single_time_chunk(da.drop_vars([c for c in da.coords if c not in da.dims and "time" in da[c].dims]))
+    x = x.transpose(..., "time")
+    out = xr.apply_ufunc(
+        _mean_kernel, x, input_core_dims=[["time"]], output_core_dims=[dims],
+        kwargs={"code": pos, "shape": shape}, dask="parallelized", output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": dict(zip(dims, shape))},
+    )
+    coords = {key.name: groups}
+    if daytype:
+        coords["daytype"] = DAYTYPES
+    return out.assign_coords(coords)
 
 
 def _profile_da(da: xr.DataArray, name: str, by: str, stat, daytype: bool) -> xr.DataArray:
@@ -59,10 +111,13 @@ def _profile_da(da: xr.DataArray, name: str, by: str, stat, daytype: bool) -> xr
             raise ValueError(f"quantiles must lie in [0, 1]; got {q}.")
         func, label = "nanquantile", f"quantiles {q}"
         kwargs["q"] = q if np.ndim(stat) else q[0]
-    out = flox.xarray.xarray_reduce(
-        da.drop_vars([c for c in da.coords if c not in da.dims and "time" in da[c].dims]),
-        *keys, func=func, expected_groups=tuple(expected), fill_value=np.nan, **kwargs,
-    )
+    if stat == "mean":
+        out = _fast_mean(da, key, groups, daytype)
+    else:
+        out = flox.xarray.xarray_reduce(
+            da.drop_vars([c for c in da.coords if c not in da.dims and "time" in da[c].dims]),
+            *keys, func=func, expected_groups=tuple(expected), fill_value=np.nan, **kwargs,
+        )
     attrs = var_attrs(name, da)
     attrs["long_name"] = f"{label} {_LONG[by]} of {attrs.get('long_name', name)}"
     attrs["cell_methods"] = f"time: {stat if isinstance(stat, str) else 'quantile'} within {by}"
