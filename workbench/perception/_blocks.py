@@ -104,7 +104,7 @@ def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = No
 
 def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.ndarray, n_slots: int, transform: str,
                  floor: float, scales: tuple[int, ...], effect_window: int, flag_params: dict | None = None,
-                 bad: int = 0) -> tuple[np.ndarray, ...]:
+                 bad: int = 0, direction: str = "both") -> tuple[np.ndarray, ...]:
     """Robust z, scan score and effect (float32) of a block, and its flags when none are given.
 
     The profile is each row's median per ``slot`` (flox ``groupby_reduce`` on the block: one
@@ -124,5 +124,8 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
         z = r / np.fmax(K.row_mad(r), floor)
     score = K.scan_max(z, scales).astype(np.float32)
     effect = K.centered_median(r, effect_window, min_count=max(1, effect_window // 2)).astype(np.float32)
+    if direction != "both":  # only departures of the given sign can be events (registry anomaly_direction)
+        keep = score > 0 if direction == "up" else score < 0
+        score = np.where(keep | np.isnan(score), score, np.float32(0.0))
     out = (z.astype(np.float32), score, effect)
     return out if qc else (bits, *out)

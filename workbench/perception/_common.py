@@ -24,7 +24,8 @@ __all__ = [
 
 QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_alpha", "spike_z", "spike_window",
                 "drift_fraction", "drift_hours", "drift_min_hours", "min_buddies", "valid_min", "valid_max",
-                "qc_transform", "qc_floor", "anomaly_min_effect", "spike_own_z")
+                "qc_transform", "qc_floor", "anomaly_min_effect", "spike_own_z",
+                "anomaly_direction")
 
 
 @lru_cache(maxsize=1)
@@ -42,6 +43,7 @@ def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dic
     out.setdefault("qc_transform", "log" if v["valid_min"] >= 0 else "linear")
     out.setdefault("qc_floor", 1e-3)
     out.setdefault("spike_own_z", 0.0)
+    out.setdefault("anomaly_direction", "both")
     for key in QUALITY_KEYS:
         if key in v:
             out[key] = v[key]

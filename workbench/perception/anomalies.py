@@ -68,7 +68,8 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
     th = thresholds_for(name, overrides)
     slot = np.asarray(key.to_numpy())  # boundary: the slot of each time step, small
     kw = dict(slot=slot, n_slots=int(slot.max()) + 1 if slot.size else 1, transform=th["qc_transform"],
-              floor=float(th["qc_floor"]), scales=scales, effect_window=effect_window, bad=int(BAD))
+              floor=float(th["qc_floor"]), scales=scales, effect_window=effect_window, bad=int(BAD),
+              direction=str(th["anomaly_direction"]))
     have_qc = f"{name}_qc" in ds
     if have_qc:
         arrays = [ds[name], ds[f"{name}_qc"]]
