@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from xarray.tests import raise_if_dask_computes
 
-from workbench.integration.evaluate import false_alarm_rate, score_incidents
+from workbench.evaluation import false_alarm_rate, score_incidents
 from workbench.integration.incidents import INCIDENT_COLUMNS, INCIDENT_KINDS, detect_incidents, zone_signals
 from workbench.synth import EVENT_KINDS, ground_truth, make_city
 

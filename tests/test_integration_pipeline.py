@@ -130,3 +130,31 @@ def test_run_fuses_perception_anomalies():
     res = workbench.run(make_city(zones=4, sensors_per_system=12, days=7, seed=3), progress=False)
     assert res.provenance["parameters"]["anomalies"] == "perception"
     assert any("sensor" in e for ev in res.incidents["evidence"] for e in json.loads(ev))
+
+
+def test_one_pass_anomalies_equal_perceptions_detect_anomalies():
+    """The pipeline's chunk-wise anomaly tables are perception's detect_anomalies, row for row."""
+    import dask
+
+    from workbench.integration._anomalies import gather_anomalies, lazy_anomalies
+    from workbench.perception import detect_anomalies
+
+    city = make_city(zones=4, sensors_per_system=12, days=7, seed=3, chunks={"sensor": 5})  # several sensor chunks
+    want = detect_anomalies(city)
+    got = gather_anomalies(dask.compute(lazy_anomalies(city))[0])
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_state_holds_the_kpis_beside_the_indicators(result):
+    from workbench.analysis import kpis
+    from workbench.analysis.kpis import load_kpis
+
+    st = result.state
+    for kid in load_kpis():
+        assert kid in st and st[kid].dims == ("zone", "time") and st[kid].attrs["kpi_id"] == kid
+    city = make_city(zones=4, sensors_per_system=12, days=7, seed=3)
+    daily = kpis(city, freq="1D").compute()
+    for kid in ("night_flow_ratio", "network_availability", "peak_to_average_load"):
+        at_noon = st[kid].sel(time=daily["time"].to_numpy() + pd.Timedelta("12h")).to_numpy()
+        assert abs(at_noon - daily[kid].transpose("zone", "time").to_numpy()).max() < 1e-9

@@ -79,3 +79,34 @@ def test_sensor_fault_raises_no_alert_and_nothing_gives_empty_table():
 def test_alert_ids_are_stable():
     a, b = respond(None, _inc("power_outage")), respond(None, _inc("power_outage"))
     assert a["alert_id"].tolist() == b["alert_id"].tolist()
+
+
+def _kpi_state(ratio: float) -> xr.Dataset:
+    st = _state()
+    val = np.full((2, len(T)), 0.3)
+    val[0, 24:48] = ratio
+    return st.assign(night_flow_ratio=(("zone", "time"), val, {"units": "1", "good": "low", "kpi_id": "night_flow_ratio",
+                                                                "threshold_warning": 0.5, "threshold_critical": 0.6}))
+
+
+def test_rules_read_kpis_of_the_state():
+    rule = [{"id": "leak-night-flow", "when": {"all": [{"incident": "water_leak"},
+                                                        {"state": {"variable": "night_flow_ratio", "kpi_status": "warning"}}]},
+             "alert": {"event": "Leak confirmed by night flow", "category": "Infra", "severity": "Severe", "urgency": "Immediate",
+                       "response": "Execute", "domain": "urban_services", "action": "prioritise the crew"}}]
+    assert respond(_kpi_state(0.55), _inc("water_leak"), rules=rule)["rule"].tolist() == ["leak-night-flow"]
+    assert respond(_kpi_state(0.45), _inc("water_leak"), rules=rule).empty  # below the warning level
+    rule[0]["when"]["all"][1]["state"]["kpi_status"] = "critical"
+    assert respond(_kpi_state(0.55), _inc("water_leak"), rules=rule).empty
+
+
+def test_kpi_status_needs_a_kpi():
+    import pytest
+
+    from workbench.integration.rules import RuleError
+
+    bad = [{"id": "x", "when": {"all": [{"incident": "water_leak"}, {"state": {"variable": "water_flow", "kpi_status": "warning"}}]},
+            "alert": {"event": "x", "category": "Infra", "severity": "Severe", "urgency": "Immediate",
+                      "response": "Execute", "domain": "urban_services", "action": "x"}}]
+    with pytest.raises(RuleError, match="KPI"):
+        load_rules(bad)

@@ -14,15 +14,16 @@ so the fault score uses ``--fault-rate`` (default 0.3 per sensor and 30 days) on
 are otherwise the reference configuration. ``--dataset``/``--store`` score a stored city
 whose truth the synth can rebuild (it carries ``synth_params``).
 
-Hook: when :mod:`workbench.integration` provides ``score_incidents(city, *, tolerance)``
-returning a :func:`workbench.scoring.score` dict, ``--incidents`` adds its line.
+``--incidents`` adds the integration stage: incidents (``workbench.integration.detect_incidents``)
+against the event truth by kind and zone (``workbench.evaluation.score_incidents``), per kind
+and per seed, with the median time to detect, and false alarms per zone-week on each city's
+event-free twin.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from importlib import import_module
 from typing import Any
 
 import pandas as pd
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fault-rate", type=float, default=0.3, help="faults per sensor and 30 days for the fault score (default 0.3)")
     p.add_argument("--threshold", type=float, default=None, help="anomaly score threshold (default: the detector's)")
     p.add_argument("--tolerance", default="1h")
-    p.add_argument("--incidents", action="store_true", help="also score incidents (needs workbench.integration.score_incidents)")
+    p.add_argument("--incidents", action="store_true", help="also score incidents: per kind and per seed, time to detect, false alarms per zone-week")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -87,6 +88,48 @@ def score_city(city, *, fault_city=None, threshold: float | None = None, toleran
     }
 
 
+def incident_scores(city, size: dict[str, Any], *, tolerance: str = "1h") -> dict[str, Any]:
+    """Incidents of one reference city by kind (precision, recall, F1, median time to detect)
+    and false alarms per zone-week on its event-free twin."""
+    from workbench.evaluation import false_alarm_rate, score_incidents
+    from workbench.integration import detect_incidents
+    from workbench.synth import ground_truth, make_city
+
+    by_kind = score_incidents(detect_incidents(city), ground_truth(city)[0], tolerance=tolerance)
+    quiet = detect_incidents(make_city(**{**size, "events": False}))
+    return {"by_kind": by_kind.reset_index(names="kind").to_dict("records"),
+            "false_alarms": int(quiet["kind"].isin(by_kind.index).sum()),
+            "false_alarms_per_zone_week": false_alarm_rate(quiet, zones=size["zones"], days=size["days"])}
+
+
+def _print_incidents(inc: dict[str, Any]) -> None:
+    print("  incidents (kind and zone)       events incidents  tp     P     R    F1  median time to detect")
+    for k in inc["by_kind"]:
+        print(f"    {k['kind']:<28} {k['n_events']:>6} {k['n_incidents']:>9} {k['tp']:>3} {k['precision']:.3f} {k['recall']:.3f} "
+              f"{k['f1']:.3f}  {k['ttd_median_min']:.0f} min")
+    print(f"    false alarms (event-free twin): {inc['false_alarms']} = {inc['false_alarms_per_zone_week']:.3f} per zone-week")
+
+
+def _print_incident_summary(results: list[dict[str, Any]]) -> None:
+    rows = [r for r in results if r.get("incidents")]
+    if not rows:
+        return
+    print("incidents per seed:")
+    print("  seed  noise  events incidents  tp     P     R    F1  median time to detect  false alarms / zone-week")
+    for r in rows:
+        a = next(k for k in r["incidents"]["by_kind"] if k["kind"] == "all")
+        print(f"  {r['seed']:>4} {r['noise']:>6} {a['n_events']:>7} {a['n_incidents']:>9} {a['tp']:>3} {a['precision']:.3f} "
+              f"{a['recall']:.3f} {a['f1']:.3f}  {a['ttd_median_min']:>10.0f} min {r['incidents']['false_alarms_per_zone_week']:>16.3f}")
+    pooled = pd.DataFrame([k for r in rows for k in r["incidents"]["by_kind"]]).groupby("kind", sort=False)
+    g = pooled[["n_events", "n_incidents", "tp"]].sum()
+    g["precision"] = g["tp"] / g["n_incidents"].where(g["n_incidents"] > 0)
+    g["recall"] = g["tp"] / g["n_events"].where(g["n_events"] > 0)
+    g["f1"] = 2 * g["precision"] * g["recall"] / (g["precision"] + g["recall"])
+    g["ttd_median_min"] = pooled["ttd_median_min"].median()
+    print("incidents per kind (pooled over seeds and noise levels):")
+    print(g.round(3).to_string())
+
+
 def _line(name: str, s: dict[str, Any]) -> str:
     return (f"  {name:<28} P={s['precision']:.3f} R={s['recall']:.3f} F1={s['f1']:.3f} "
             f"(detected {s['n_detected']}, truth {s['n_truth']}, median time to detect {s['median_time_to_detect']})")
@@ -118,12 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 res = {"source": "synth", "seed": seed, "noise": noise,
                        **score_city(city, fault_city=twin, threshold=args.threshold, tolerance=args.tolerance)}
                 if args.incidents:
-                    try:
-                        score_incidents = import_module("workbench.integration").score_incidents
-                    except (ImportError, AttributeError):
-                        res["incidents"] = None
-                    else:
-                        res["incidents"] = _clean(score_incidents(city, tolerance=args.tolerance))
+                    res["incidents"] = incident_scores(city, size, tolerance=args.tolerance)
                 results.append(res)
                 if not args.json:
                     print(f"seed {seed}, noise {noise}:")
@@ -135,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
                     for k in res["anomalies_by_system"]:
                         print(f"    {k['system']:<14} P={k['precision']:.3f} R={k['recall']:.3f} (truth {k['n_truth']})")
                     if args.incidents:
-                        print(_line("incidents", res["incidents"]) if res.get("incidents") else "  incidents: workbench.integration.score_incidents not available")
+                        _print_incidents(res["incidents"])
+    if args.incidents and not args.json and not (args.dataset or args.store):
+        _print_incident_summary(results)
     if args.json:
         print(json.dumps(results, indent=1, default=str))
     elif args.dataset or args.store:

@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = [
     "city_state", "city_index", "explain", "detect_incidents", "zone_signals", "respond", "load_rules",
-    "to_cap", "to_sdm", "write_alerts", "run", "Result", "score_incidents", "false_alarm_rate",
+    "to_cap", "to_sdm", "write_alerts", "run", "Result",
     "INCIDENT_KINDS",
 ]
 
@@ -22,7 +22,6 @@ _LAZY = {
     "city_state": "state", "city_index": "index", "explain": "index", "detect_incidents": "incidents",
     "zone_signals": "incidents", "INCIDENT_KINDS": "incidents", "respond": "rules", "load_rules": "rules",
     "to_cap": "alerts", "to_sdm": "alerts", "write_alerts": "alerts", "run": "pipeline", "Result": "pipeline",
-    "score_incidents": "evaluate", "false_alarm_rate": "evaluate",
 }
 
 

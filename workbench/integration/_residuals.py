@@ -46,22 +46,37 @@ def slot_keys(time: pd.DatetimeIndex) -> np.ndarray:
     return slot + weekend * slots
 
 
+def _slot_medians(x: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Per-key NaN-median over time of each row of ``x`` (sensor × time), broadcast back
+    to every step: time is sorted by key once, then each key's steps are one contiguous
+    slice for bottleneck's ``nanmedian`` (no per-key fancy-index copies)."""
+    import bottleneck as bn
+
+    uniq, codes = np.unique(keys, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(uniq)))]
+    xs = x[:, order]
+    med = np.empty((x.shape[0], len(uniq)))
+    for k in range(len(uniq)):
+        med[:, k] = bn.nanmedian(xs[:, bounds[k]:bounds[k + 1]], axis=1)
+    return med[:, codes]
+
+
 def _residual_kernel(x: np.ndarray, keys: np.ndarray, additive: bool) -> np.ndarray:
     """Residual of ``x`` (sensor × time) against its per-key median over time."""
-    out = np.full(x.shape, np.nan)
     if x.size == 0:
-        return out
-    normal = np.full(x.shape, np.nan)
+        return np.full(x.shape, np.nan)
+    x = np.asarray(x, dtype=np.float64)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slots of a dead sensor stay NaN
-        for k in np.unique(keys):
-            idx = keys == k
-            normal[:, idx] = np.nanmedian(x[:, idx], axis=1)[:, None]
+        normal = _slot_medians(x2, keys)
         if additive:
-            return x - normal
+            return (x2 - normal).reshape(x.shape)
         floor = 0.1 * np.nanmean(normal, axis=1, keepdims=True)
-        out = x / np.maximum(normal, floor) - 1.0
-    return out
+        out = x2 / np.maximum(normal, floor) - 1.0
+    return out.reshape(*lead, x.shape[-1])
 
 
 def sensor_residuals(ds: xr.Dataset, variable: str) -> xr.DataArray:
@@ -109,6 +124,35 @@ def _one_sensor_chunk(res: xr.DataArray, *, target_bytes: float = 100e6) -> xr.D
     return res.chunk({"sensor": -1, "time": t})
 
 
+def _zone_median_kernel(x: np.ndarray, *, codes: np.ndarray, n: int) -> np.ndarray:
+    """NaN-median over the sensors (last axis) of each zone code: (..., sensor) → (..., zone)."""
+    import bottleneck as bn
+
+    out = np.full((*x.shape[:-1], n), np.nan)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=n))]
+    xs = x[..., order]
+    for k in range(n):
+        if bounds[k + 1] > bounds[k]:
+            out[..., k] = bn.nanmedian(xs[..., bounds[k]:bounds[k + 1]], axis=-1)
+    return out
+
+
+def _zone_median(res: xr.DataArray, zone: xr.DataArray) -> xr.DataArray:
+    """Median over each zone's sensors (zones sorted, as ``groupby`` gives them), lazy; the
+    sensor axis must be one chunk (:func:`_one_sensor_chunk`). bottleneck on contiguous
+    slices: ~5× faster than flox's grouped median (a sort per group) here."""
+    # boundary: the zone labels, one string per sensor
+    labels = np.asarray(zone.values).astype(str)
+    uniq, codes = np.unique(labels, return_inverse=True)
+    med = xr.apply_ufunc(
+        _zone_median_kernel, res.drop_vars([c for c in res.coords if c not in ("time",)]),
+        input_core_dims=[["sensor"]], output_core_dims=[["zone"]], kwargs={"codes": codes, "n": len(uniq)},
+        dask="parallelized", output_dtypes=[np.float64], dask_gufunc_kwargs={"output_sizes": {"zone": len(uniq)}},
+    )
+    return med.assign_coords(zone=np.asarray(uniq, dtype=object)).transpose("zone", "time")
+
+
 def zone_residuals(city: xr.DataTree, *, variables: dict[str, str] | None = None) -> xr.Dataset:
     """Median over each zone's sensors of every variable's residual: dims ``zone × time``.
 
@@ -140,7 +184,7 @@ def zone_residuals(city: xr.DataTree, *, variables: dict[str, str] | None = None
         ds = city[system].to_dataset()
         res = _one_sensor_chunk(sensor_residuals(ds, var))
         zone = ds["zone"]
-        med = res.groupby(zone).median(skipna=True)
+        med = _zone_median(res, zone)
         cnt = ds[var].notnull().groupby(zone).sum()
         out[var] = med.transpose("zone", "time").assign_attrs(res.attrs, system=system)
         out[f"n_{var}"] = cnt.transpose("zone", "time").assign_attrs(long_name=f"sensors reporting {var}", units="1")

@@ -34,7 +34,8 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from workbench.integration.incidents import detect_incidents
+from workbench.integration._anomalies import gather_anomalies
+from workbench.integration.incidents import detect_incidents, zone_signals
 from workbench.integration.index import city_index
 from workbench.integration.rules import load_rules, respond
 from workbench.integration.state import city_state
@@ -217,13 +218,13 @@ def _open(city: xr.DataTree | str | os.PathLike) -> tuple[xr.DataTree, str | Non
     return open_city(str(city)), str(city)
 
 
-def _anomalies(city: xr.DataTree) -> pd.DataFrame | None:
-    """Per-sensor anomalies from perception, when that stage provides them."""
+def _lazy_anomalies(city: xr.DataTree) -> list | None:
+    """Per-sensor anomalies from perception (lazy, per chunk), when that stage provides them."""
     try:
-        from workbench.perception import detect_anomalies
+        from workbench.integration._anomalies import lazy_anomalies
     except ImportError:
         return None
-    return detect_anomalies(city)
+    return lazy_anomalies(city)
 
 
 def run(
@@ -276,12 +277,23 @@ def run(
     params = {"freq": freq, "rules": str(rules) if isinstance(rules, (str, os.PathLike)) else ("registry/rules.yml" if rules is None else "<given>"),
               "n_rules": len(items), "anomalies": "given" if isinstance(anomalies, pd.DataFrame) else ("none" if anomalies is False else "perception")}
     with scheduler_context(scheduler, progress=progress, desc="workbench run"):
+        import dask
+
         state = city_state(tree, freq=freq)
-        index = city_index(state)
-        # boundary: the state and index are small (zones × freq steps) and feed every sink
-        state, index = xr.Dataset.compute(state), xr.Dataset.compute(index)
-        an = anomalies if isinstance(anomalies, pd.DataFrame) else (None if anomalies is False else _anomalies(tree))
-        incidents = detect_incidents(tree, anomalies=an)
+        signals = zone_signals(tree)
+        lazy_an = _lazy_anomalies(tree) if anomalies is None or anomalies is True else []
+        # boundary: ONE pass over the city — the state, the zone signals (zones × steps) and
+        # the per-chunk anomaly tables are computed together, so every Zarr chunk is read
+        # once and the full-size per-sensor intermediates never outlive their chunk
+        state, signals, parts = dask.compute(state, signals, lazy_an)
+        index = city_index(state)  # in memory: zones × freq steps
+        if isinstance(anomalies, pd.DataFrame):
+            an = anomalies
+        elif anomalies is False or parts is None:
+            an = None
+        else:
+            an = gather_anomalies(parts)
+        incidents = detect_incidents(tree, anomalies=an, signals=signals)
         alerts = respond(state, incidents, rules=items, index=index)
     zones = tree["zones"].to_dataset() if "zones" in tree.children else None
     geojson = zones.attrs.get("geojson", "") if zones is not None else ""

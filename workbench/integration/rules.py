@@ -122,12 +122,18 @@ def _conditions(when, at: str) -> list[dict]:
                 raise RuleError(f"{at}: an index condition needs 'below'.")
         elif "state" in c:
             st = c["state"]
-            if not isinstance(st, dict) or "variable" not in st or "above_quantile" not in st:
-                raise RuleError(f"{at}: a state condition needs 'variable' and 'above_quantile'.")
-            try:
-                registry.variable(st["variable"])
-            except Exception as exc:  # registry raises its own error type; re-word it
-                raise RuleError(f"{at}: state variable {st['variable']!r} is not registered.") from exc
+            if not isinstance(st, dict) or "variable" not in st or not ({"above_quantile", "kpi_status"} & set(st)):
+                raise RuleError(f"{at}: a state condition needs 'variable' and 'above_quantile' (or 'kpi_status' for a KPI).")
+            if st["variable"] in _kpi_ids():
+                if "kpi_status" in st and st["kpi_status"] not in ("warning", "critical"):
+                    raise RuleError(f"{at}: kpi_status must be 'warning' or 'critical', got {st['kpi_status']!r}.")
+            else:
+                if "kpi_status" in st:
+                    raise RuleError(f"{at}: kpi_status needs a KPI of registry/kpis.yml, not {st['variable']!r}.")
+                try:
+                    registry.variable(st["variable"])
+                except Exception as exc:  # registry raises its own error type; re-word it
+                    raise RuleError(f"{at}: state variable {st['variable']!r} is not registered (nor a KPI of kpis.yml).") from exc
         else:
             raise RuleError(f"{at}: conditions are 'incident', 'index' or 'state', got {sorted(c)}.")
     return conds
@@ -171,10 +177,27 @@ def _windows(conds, zone, incidents, index) -> list[dict]:
     return out
 
 
+def _kpi_ids() -> set[str]:
+    from workbench.analysis.kpis import load_kpis
+
+    return set(load_kpis())
+
+
 def _state_holds(c, zone, start, end, state, quantiles) -> tuple[bool, float]:
     var = c["state"]["variable"]
     if state is None or var not in state or zone not in state["zone"]:
         return False, np.nan
+    if "kpi_status" in c["state"]:
+        # a KPI past its warning / critical threshold in its bad direction (kpis.yml)
+        a = state[var].attrs
+        lim = float(a[f"threshold_{c['state']['kpi_status']}"])
+        win = state[var].sel(zone=zone, time=slice(start, end))
+        if win.sizes.get("time", 0) == 0:
+            return False, np.nan
+        # boundary: the window of one zone (a few values)
+        worst = float((win.max(skipna=True) if a.get("good") == "low" else win.min(skipna=True)).compute())
+        bad = worst >= lim if a.get("good") == "low" else worst <= lim
+        return bool(bad), worst
     q = float(c["state"]["above_quantile"])
     key = (var, q)
     if key not in quantiles:
@@ -252,7 +275,7 @@ def respond(
                 for c in refine:
                     holds, peak = _state_holds(c, zone, w["start"], w["end"], state, quantiles)
                     ok &= holds
-                    extra.append({"variable": c["state"]["variable"], "peak": peak, "above_quantile": c["state"]["above_quantile"]})
+                    extra.append({"variable": c["state"]["variable"], "peak": peak, "above_quantile": c["state"].get("above_quantile"), "kpi_status": c["state"].get("kpi_status")})
                 if ok:
                     rows.append(_alert(r, zone, w, extra))
     if not rows:

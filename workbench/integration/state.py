@@ -42,7 +42,41 @@ def _history(attrs: dict, line: str) -> dict:
     return {**attrs, "history": (old + "\n" if old else "") + f"{stamp} {line}"}
 
 
-def city_state(city: xr.DataTree, *, freq: str | None = "1h") -> xr.Dataset:
+def _kpis(city: xr.DataTree, zonal: dict[str, xr.Dataset], *, kpi_freq: str, time: xr.DataArray) -> dict[str, xr.DataArray]:
+    """The registry's KPIs per zone and ``kpi_freq`` period, on the state's time axis.
+
+    Zone-level formulas run on the zonal roll-ups the state already has (nothing is rolled
+    up twice); sensor-level ones (``availability``) go through
+    :func:`workbench.analysis.kpis` and cost one more pass over their variable's sensors.
+    Each state step carries the value of the period that contains it.
+    """
+    from workbench.analysis import kpis
+    from workbench.analysis.kpis import _SENSOR_LEVEL, FORMULAS, load_kpis
+
+    table = load_kpis()
+    out = {}
+    sensor_level = [k for k, v in table.items() if v["formula"] in _SENSOR_LEVEL and v["system"] in city.children]
+    direct = kpis(city, freq=kpi_freq, ids=sensor_level) if sensor_level else xr.Dataset()
+    for kid, k in table.items():
+        if kid in direct:
+            val = direct[kid]
+        elif k["system"] in zonal and k["variable"] in zonal[k["system"]]:
+            x = zonal[k["system"]][k["variable"]].reset_coords(drop=True)
+            val = FORMULAS[k["formula"]](x, freq=kpi_freq, **k["params"])
+            val = val.drop_vars([c for c in val.coords if c not in val.dims], errors="ignore")
+        else:
+            continue
+        attrs = {"units": k["units"], "long_name": k["long_name"], "system": k["system"], "good": k["good"],
+                 "target": k["target"], "threshold_warning": k["thresholds"]["warning"],
+                 "threshold_critical": k["thresholds"]["critical"], "formula": k["formula"], "kpi_id": kid,
+                 "source": f"/{k['system']}/{k['variable']}", "kpi_period": kpi_freq,
+                 "cell_methods": f"time: {k['formula']} (interval: {kpi_freq}; each step carries its period's value)"}
+        val = val.transpose("zone", "time").reindex(time=time, method="ffill")
+        out[kid] = val.assign_attrs(attrs)
+    return out
+
+
+def city_state(city: xr.DataTree, *, freq: str | None = "1h", kpi_freq: str | None = "1D") -> xr.Dataset:
     """Every system's zonal indicators in one Dataset (lazy).
 
     Parameters
@@ -51,6 +85,10 @@ def city_state(city: xr.DataTree, *, freq: str | None = "1h") -> xr.Dataset:
         A workbench city (system nodes ``sensor × time``, ``/zones``).
     freq
         Averaging interval (a pandas offset such as ``"1h"``), or None to keep the city's.
+    kpi_freq
+        Period of the KPIs of ``registry/kpis.yml`` (``workbench.analysis.kpis``), held
+        beside the indicators under their KPI ids (each step carries the value of its
+        period, attrs ``kpi_id``, ``good``, ``target``, thresholds); None leaves them out.
 
     Returns
     -------
@@ -62,6 +100,7 @@ def city_state(city: xr.DataTree, *, freq: str | None = "1h") -> xr.Dataset:
 
     zones = city["zones"].to_dataset() if "zones" in city.children else None
     parts = []
+    zonal: dict[str, xr.Dataset] = {}
     for system in system_nodes(city):
         ds = city[system].to_dataset()
         keep = [v for v in ds.data_vars if not str(v).endswith("_qc") and "time" in ds[v].dims]
@@ -71,6 +110,7 @@ def city_state(city: xr.DataTree, *, freq: str | None = "1h") -> xr.Dataset:
         for v in keep:
             z[v].attrs.update(system=system, source=f"/{system}/{v}")
         parts.append(z)
+        zonal[system] = z
     if not parts:
         raise ValueError("the city has no system node with a time axis to build a state from.")
     state = xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
@@ -81,6 +121,9 @@ def city_state(city: xr.DataTree, *, freq: str | None = "1h") -> xr.Dataset:
             state[v].attrs = a
             if "cell_methods" in a:
                 state[v].attrs["cell_methods"] = f"{a['cell_methods']} time: mean (interval: {freq})"
+    if kpi_freq is not None:
+        kp = _kpis(city, zonal, kpi_freq=kpi_freq, time=state["time"])
+        state = state.assign({k: v.assign_coords(zone=state["zone"]) for k, v in kp.items()})
     if zones is not None:
         for c in ("population", "area_km2"):
             if c in zones:

@@ -1,0 +1,95 @@
+"""Perception's sensor anomalies as lazy, chunk-wise tables, for the one-pass pipeline.
+
+:func:`workbench.perception.detect_anomalies` computes each variable in its own pass (one
+``dask.compute`` per variable, each re-reading the system's data and re-running its quality
+flags), which made it the slowest stage of ``workbench.run``. :func:`lazy_anomalies` builds
+the *same* detection — perception's :func:`~workbench.perception.anomaly_scores`, its
+threshold and per-variable ``anomaly_min_effect``, its run extraction — as one delayed task
+per sensor chunk and variable that returns only that chunk's small table of runs. The
+pipeline computes those tasks in the same ``dask.compute`` as the city state and the zone
+signals, so each Zarr chunk is read once and no full-size score array is ever held whole.
+
+The result equals ``detect_anomalies(city)`` row for row (a test checks it): time is one
+chunk, so a run never spans two tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import dask.array as dsa
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["lazy_anomalies", "gather_anomalies"]
+
+
+def _block_runs(mk: np.ndarray, z: np.ndarray, sc: np.ndarray, *, sensors: np.ndarray, zones: np.ndarray,
+                time: pd.DatetimeIndex, system: str, merge: int, variable: str) -> pd.DataFrame:
+    from workbench.perception._runs import runs_to_events
+
+    coords = {"sensor": sensors, "time": time, "zone": ("sensor", zones)}
+    dims = ("sensor", "time")
+    return runs_to_events(xr.DataArray(mk, dims=dims, coords=coords), xr.DataArray(z, dims=dims, coords=coords),
+                          kind="anomaly", system=system, merge=merge, extra={"variable": variable},
+                          signed_score=xr.DataArray(sc, dims=dims, coords=coords))
+
+
+def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_hours: float = 1.0) -> list[Any]:
+    """Delayed per-chunk anomaly tables of every system and variable (see the module notes).
+
+    Returns a list of ``dask.delayed`` objects (or DataFrames for in-memory cities); pass the
+    computed list to :func:`gather_anomalies`.
+    """
+    from workbench.perception import DEFAULT_THRESHOLD, anomaly_scores
+    from workbench.perception._common import data_variables, step_of, steps, thresholds_for
+
+    thr = DEFAULT_THRESHOLD if threshold is None else threshold
+    parts: list[Any] = []
+    for system in city.children:
+        d = city[system].to_dataset()
+        if not ("sensor" in d.dims and "time" in d.dims):
+            continue
+        # only the variables detection reads (rainfall has no anomaly_min_effect): the
+        # scores of the others would be built and thrown away
+        names = [n for n in data_variables(d) if thresholds_for(n).get("anomaly_min_effect") is not None]
+        if not names:
+            continue
+        d = anomaly_scores(d, variables=names)
+        merge = steps(merge_hours or None, step_of(d["time"]))
+        sysname = str(d.attrs.get("system", system) or system)
+        time = pd.DatetimeIndex(d.indexes["time"])
+        sensors = d["sensor"].to_numpy()
+        # boundary: the zone labels, one string per sensor
+        zones = np.asarray(d["zone"].values) if "zone" in d.coords else np.full(len(sensors), "", dtype=object)
+        for name in names:
+            min_effect = thresholds_for(name)["anomaly_min_effect"]
+            score = d[f"{name}_score"].transpose("sensor", "time")
+            hit = (abs(score) >= thr) & (abs(d[f"{name}_effect"]) >= min_effect)
+            arrays = [hit.transpose("sensor", "time").data, d[f"{name}_z"].transpose("sensor", "time").data, score.data]
+            kw = dict(time=time, system=sysname, merge=merge, variable=name)
+            if not isinstance(arrays[0], dsa.Array):
+                parts.append(_block_runs(*(np.asarray(a) for a in arrays), sensors=sensors, zones=zones, **kw))
+                continue
+            arrays = [a.rechunk({1: -1}) for a in arrays]
+            chunks = arrays[0].chunks[0]
+            arrays = [a.rechunk((chunks, -1)) for a in arrays]
+            blocks = [a.to_delayed(optimize_graph=False).ravel() for a in arrays]
+            lo = 0
+            for i, n in enumerate(chunks):
+                parts.append(dask.delayed(_block_runs, pure=True)(
+                    blocks[0][i], blocks[1][i], blocks[2][i], sensors=sensors[lo:lo + n], zones=zones[lo:lo + n], **kw))
+                lo += n
+    return parts
+
+
+def gather_anomalies(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One table from the computed parts of :func:`lazy_anomalies` (``detect_anomalies``'s columns)."""
+    from workbench.perception._runs import empty_events
+
+    frames = [f for f in parts if len(f)]
+    if not frames:
+        return empty_events(("variable", "score"))
+    return pd.concat(frames, ignore_index=True)
