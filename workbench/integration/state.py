@@ -123,7 +123,8 @@ def city_state(city: xr.DataTree, *, freq: str | None = "1h", kpi_freq: str | No
                 state[v].attrs["cell_methods"] = f"{a['cell_methods']} time: mean (interval: {freq})"
     if kpi_freq is not None:
         kp = _kpis(city, zonal, kpi_freq=kpi_freq, time=state["time"])
-        state = state.assign({k: v.assign_coords(zone=state["zone"]) for k, v in kp.items()})
+        # a sensor-level KPI knows only the zones with sensors: align on the state's zones
+        state = state.assign({k: v.reindex(zone=state["zone"].to_numpy()).assign_coords(zone=state["zone"]) for k, v in kp.items()})
     if zones is not None:
         for c in ("population", "area_km2"):
             if c in zones:
