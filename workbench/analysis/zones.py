@@ -132,7 +132,7 @@ def to_zones(
         raise ValueError(f"normalize={normalize!r} needs the zone table: pass zones=city['zones'].ds.")
     labels = zone_labels(ds)
     if zones is not None:
-        order = np.asarray(zones["zone"].values).astype(object)
+        order = np.asarray(zones["zone"].values).astype(object)  # boundary: the zone table's labels (one per zone)
         unknown = sorted(set(labels) - set(order))
         if unknown:
             raise ValueError(f"sensors name zones missing from the zone table: {unknown[:5]}.")
@@ -191,7 +191,8 @@ def to_zones(
     if zones is not None:
         for c in ("lat", "lon"):
             if c in zones.coords:
+                # boundary: zone-table coordinates (one number per zone)
                 res = res.assign_coords({c: ("zone", np.asarray(zones[c].values), dict(zones[c].attrs))})
         if "zone_name" in zones:
-            res = res.assign_coords(zone_name=("zone", np.asarray(zones["zone_name"].values).astype(object)))
+            res = res.assign_coords(zone_name=("zone", np.asarray(zones["zone_name"].values).astype(object)))  # boundary: names
     return res
