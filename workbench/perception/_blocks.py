@@ -82,7 +82,7 @@ def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, 
         if drift_fraction:
             usable = ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & has
             dd = np.where(usable, d, np.nan)
-            smooth = K.smooth_median(dd, drift_window, min_count=max(1, drift_window // 4))
+            smooth = K.centered_median(dd, drift_window, min_count=max(1, drift_window // 4))
             if dd.shape[-1]:
                 smooth -= K.row_median(dd)
             far = (np.abs(smooth) >= drift_fraction) & _stands_out(smooth, n_others, n_min) & has

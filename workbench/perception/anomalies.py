@@ -19,6 +19,12 @@ and material. Rain lowers footfall by a third for hours — significant, yet wea
 event; the materiality floors come from the event magnitudes of REFERENCE_CITY.md (typical
 of real networks) and were checked on seeds 100-109. ``anomaly_min_effect: null`` leaves a
 variable out of detection (rainfall: intermittent, no profile to depart from).
+``anomaly_direction: up`` (NO2, PM2.5) keeps only rises in the score: rain washes pollutants
+down, which is weather; the events that touch air quality raise it.
+
+Flags (when absent), profile, z, scan and effect of a variable run in one block kernel
+(:func:`workbench.perception._blocks.scores_block`) per zone-complete chunk; the profile is
+flox's ``groupby_reduce`` on the block; ``z``, ``score`` and ``effect`` are float32.
 """
 
 from __future__ import annotations

@@ -10,10 +10,13 @@ Bits (CF ``flag_masks`` / ``flag_meanings``), each an independent test:
     4  flatline      part of a run of identical readings at least ``flatline_hours`` long, or
                      at least ``flatline_min_hours`` long when the sensor repeats itself so
                      rarely that chance explains such a run less than ``flatline_alpha`` times
-    8  spike         robust z-score against a centred moving median (``spike_window`` steps,
-                     on the ``qc_transform`` scale, spread = the sensor's MAD) of at least
-                     ``spike_z`` — unless the zone's other sensors move the same way at the
-                     same step by at least half as much (then it is the city, not the sensor)
+    8  spike         the reading against the sensor's own level relative to its zone-mates:
+                     robust z of the buddy difference (log ratio to the mean of the zone's
+                     other sensors, which share every driver) against its centred moving
+                     median (``spike_window`` steps; noise from second differences) of at least
+                     ``spike_z``, the same sign and at least ``spike_own_z`` on the sensor's own
+                     series, and standing out more than its zone-mates (a zone-wide jump is the
+                     city, not the sensor)
    16  out_of_range  outside the registry's ``valid_min``/``valid_max``
    32  duplicate     the time stamp repeats an earlier one on the time axis
    64  drift         the sensor's ``drift_hours`` moving median departs from its zone's other
@@ -24,7 +27,8 @@ Bits (CF ``flag_masks`` / ``flag_meanings``), each an independent test:
 ``drift`` and ``filled`` extend the six required meanings (the reference city's ground truth
 has drift faults; honest gap filling needs a mark). Thresholds come from the registry
 (``workbench/registry/variables.yml``: the ``quality`` defaults and each variable's own
-keys) and may be overridden per call. Per-sensor ``<var>_completeness`` is the share of
+keys) and may be overridden per call. All tests of a variable run in one block kernel
+(:mod:`workbench.perception._blocks`) over zone-complete chunks (:mod:`._zoned`). Per-sensor ``<var>_completeness`` is the share of
 readings that are present and carry no flag other than ``filled``.
 """
 
