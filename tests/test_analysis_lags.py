@@ -19,8 +19,9 @@ SEEDS = (0, 1, 2, 3)
 CHECKS = [
     ("rainfall", "traffic_speed", -1, 0, True, 15),
     ("footfall", "data_traffic", +1, 0, True, 15),
-    ("traffic_flow", "no2", +1, 60, False, 0),  # the lag lives in the rush-hour rhythm
-    ("air_temperature", "electric_load", +1, 120, True, None),  # see docs/analysis.md: lag not identifiable
+    ("traffic_flow", "no2", +1, 60, False, 0),  # raw series: the lag in the rush-hour rhythm
+    ("traffic_flow", "no2", +1, 60, True, 15),  # deseasonalized: hour-to-hour demand carries it
+    ("air_temperature", "electric_load", +1, 120, True, 15),  # passing clouds make the lag identifiable
 ]
 
 

@@ -38,7 +38,7 @@ from workbench.synth._signals import COUPLINGS, block
 from workbench.synth._world import EVENT_KINDS, EVENT_SYSTEMS, FAULT_KINDS, Params, World
 
 #: bump when the physics change: cached reference cities are regenerated
-SYNTH_VERSION = 2
+SYNTH_VERSION = 3
 
 __all__ = ["SYNTH_VERSION", "make_city", "ground_truth", "world_of", "EVENT_KINDS", "FAULT_KINDS", "EVENT_SYSTEMS", "COUPLINGS"]
 

@@ -66,14 +66,44 @@ def _weather_terms(world: World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rng.uniform(1.0, 2.0, 4), rng.uniform(40.0, 240.0, 4), rng.uniform(0, 2 * np.pi, 4)
 
 
+def _hourly_wiggle(world: World, cal: _Calendar, stream: str, rows: int = 1) -> np.ndarray:
+    """Smooth random variation on the scale of hours (rows × time, unit variance at the knots).
+
+    Independent standard normals at every whole hour (one set per row), linearly
+    interpolated: a pure function of (seed, stream, row, hour), so chunks agree.
+    """
+    hour = np.floor(cal.habs).astype(np.int64)
+    frac = cal.habs - hour
+    out = np.empty((rows, len(hour)))
+    for r in range(rows):
+        key1 = _noise.stream_key(world.params.seed, stream, r, "u1")
+        key2 = _noise.stream_key(world.params.seed, stream, r, "u2")
+        knots = np.arange(hour.min(), hour.max() + 2) if len(hour) else np.arange(0)
+        u1, u2 = _noise.uniform1d(key1, knots), _noise.uniform1d(key2, knots)
+        z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)
+        i = hour - (knots[0] if len(knots) else 0)
+        out[r] = (1 - frac) * z[i] + frac * z[np.minimum(i + 1, len(z) - 1)]
+    return out
+
+
 def temperature(world: World, cal: _Calendar) -> np.ndarray:
-    """Air temperature (zone × time, °C) without heatwaves."""
+    """Air temperature (zone × time, °C) without heatwaves.
+
+    Season + diurnal cycle + weather fronts (days) + passing clouds and showers (hours,
+    ±0.8 °C), so the temperature → load lag is identifiable once the rhythm is removed.
+    """
     season = 11.0 + 9.0 * np.cos(2 * np.pi * (cal.doy - 200.0) / 365.25)
     diurnal = 5.0 * np.cos(2 * np.pi * (cal.hod - 15.0) / 24.0)
     a, period, phase = _weather_terms(world)
     fronts = (a[:, None] * np.sin(2 * np.pi * cal.habs[None, :] / period[:, None] + phase[:, None])).sum(0)
-    city = season + diurnal + fronts
+    clouds = 0.8 * _hourly_wiggle(world, cal, "clouds")[0]
+    city = season + diurnal + fronts + clouds
     return city[None, :] + world.zone_table["heat_offset"].to_numpy()[:, None]
+
+
+def traffic_demand(world: World, cal: _Calendar) -> np.ndarray:
+    """Zone × time multiplier of traffic demand: ±8 % from hour to hour (trips vary)."""
+    return 1.0 + 0.08 * _hourly_wiggle(world, cal, "traffic-demand", rows=len(world.zone_ids))
 
 
 def rain(world: World, cal: _Calendar) -> np.ndarray:
@@ -174,7 +204,7 @@ def _zone_signal(world: World, system: str, variable: str, cal: _Calendar, f: di
     if variable == "rainfall":
         return r
     if variable in ("traffic_flow", "traffic_speed", "no2", "pm25"):
-        prof = traffic_profile(cal)[None, :]
+        prof = traffic_profile(cal)[None, :] * traffic_demand(world, cal)
         if variable == "traffic_flow":
             return (
                 prof
@@ -192,7 +222,8 @@ def _zone_signal(world: World, system: str, variable: str, cal: _Calendar, f: di
                 * (1 - 0.5 * _effect(f, "traffic_incident_nb", 0.3, 0.6, es))
             )
         if variable == "no2":
-            lagged = traffic_profile(lag_cal(NO2_LAG_MIN))[None, :]
+            past = lag_cal(NO2_LAG_MIN)
+            lagged = traffic_profile(past)[None, :] * traffic_demand(world, past)
             return (12.0 + 28.0 * lagged * (1 + _effect(f, "traffic_incident", 0.2, 0.5, es))) * (1 - 0.2 * wet)
         a, period, phase = _weather_terms(world)
         slow = np.sin(2 * np.pi * cal.habs / (period[0] * 2.5) + phase[1])[None, :]
