@@ -280,6 +280,12 @@ def discover(*, only: list[str] | None = None, quick: bool = False) -> list[tupl
 # --- the measuring subprocess --------------------------------------------------------------
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -324,7 +330,8 @@ def _call(fn: Callable[[Context], Any], ctx: Context) -> Any:
 
 def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
     """Run one scenario (``mode`` = "workbench" or "pandas") in this process; return a row."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
+    load_start = os.getloadavg()
     sc: Scenario = importlib.import_module(module).SCENARIOS[index]
     fn = sc.run if mode == "workbench" else sc.pandas
     import numpy  # noqa: F401 - the imports a stage needs count in the import time
@@ -332,7 +339,7 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
 
     import workbench._options  # noqa: F401
 
-    import_s = time.perf_counter() - t0
+    import_s, import_cpu = time.perf_counter() - t0, _cpu_s() - c0
     if sc.memory_limit_gib:
         limit = int(sc.memory_limit_gib * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -343,7 +350,7 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
 
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, memory_limit="8GiB")
-    warm_s = None
+    warm_s = warm_cpu = None
     sensors = sc.sensors
     if mode == "pandas" and sc.pandas_max_sensors and sc.sensors > sc.pandas_max_sensors:
         sensors = sc.pandas_max_sensors
@@ -352,10 +359,10 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
             small = Context(sc, *WARMUP)
             if cluster is not None:
                 small.client = workbench._options.get_client(cluster.scheduler_address)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), _cpu_s()
             small.state = _call(sc.setup, small) if sc.setup else None
             _call(fn, small)
-            warm_s = time.perf_counter() - t
+            warm_s, warm_cpu = time.perf_counter() - t, _cpu_s() - c
         ctx = Context(sc, sensors=sensors)
         if cluster is not None:
             ctx.client = workbench._options.get_client(cluster.scheduler_address)
@@ -365,10 +372,12 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
         sampler = _ChildSampler().__enter__() if cluster is not None else None
         ctx.state = _call(sc.setup, ctx) if sc.setup else None
         times: list[float] = []
+        cpus: list[float] = []
         while True:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), _cpu_s()
             _call(fn, ctx)
             times.append(time.perf_counter() - t)
+            cpus.append(_cpu_s() - c)
             wanted = sc.repeats or (1 if times[0] >= 1.0 else MIN_REPEATS)
             if len(times) >= wanted:
                 break
@@ -381,6 +390,10 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
             "seconds": min(times), "seconds_median": statistics.median(times), "repeats": len(times),
             "peak_rss_mb": round(peak_mb + (workers_mb or 0.0), 1), "workers_peak_rss_mb": workers_mb,
             "import_s": round(import_s, 3), "warmup_s": None if warm_s is None else round(warm_s, 3),
+            # CPU seconds of this process (not of distributed workers): robust to a loaded machine
+            "cpu_s": round(cpus[times.index(min(times))], 3), "import_cpu_s": round(import_cpu, 3),
+            "warmup_cpu_s": None if warm_cpu is None else round(warm_cpu, 3),
+            "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
             "measured_sensors": sensors, "input_mb": round(input_bytes(ctx.store) / 1e6, 1) if (sc.floor or sc.setup) else None,
         }
     finally:
@@ -510,7 +523,10 @@ def run_scenarios(
             row["mem_ratio"] = round(got["peak_rss_mb"] / row["input_mb"], 3)
         first = got.get("warmup_s") if sc.warmup else got["seconds"]  # no warm-up: the timed call was the first
         row["cold_start_s"] = None if first is None else round(got["import_s"] + first, 2)
-        log(f"  {got['seconds']:.3f} s, peak {got['peak_rss_mb']:.0f} MB, vs pandas {row['vs_pandas']}, vs floor {row['vs_floor']}")
+        first_cpu = got.get("warmup_cpu_s") if sc.warmup else got.get("cpu_s")
+        row["cold_start_cpu_s"] = None if first_cpu is None else round(got["import_cpu_s"] + first_cpu, 2)
+        log(f"  {got['seconds']:.3f} s (cpu {got.get('cpu_s')}), peak {got['peak_rss_mb']:.0f} MB, vs pandas {row['vs_pandas']}, "
+            f"vs floor {row['vs_floor']}, load {got.get('load_avg_start')}")
         rows.append(row)
         if on_row:
             on_row(row)
@@ -533,8 +549,9 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The summary table (the one the README shows)."""
-    head = "| stage | sensors | days | scheduler | seconds | peak RSS MB | input MB | mem ratio | vs pandas | vs floor (kind) | cold start s |"
-    lines = [head, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    head = ("| stage | sensors | days | scheduler | seconds | peak RSS MB | input MB | mem ratio | vs pandas | vs floor (kind) "
+            "| cold start s | CPU s | load (1 min) |")
+    lines = [head, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         vs_pandas = _fmt(r.get("vs_pandas")) + ("×" if r.get("vs_pandas") else "") + (" (scaled)" if r.get("pandas_scaled") else "")
         vs_floor = _fmt(r.get("vs_floor")) + (f" ({r.get('floor')})" if r.get("vs_floor") else "")
@@ -546,7 +563,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['stage']} | {r['sensors']:,} | {r['days']} | {r.get('scheduler', 'threads')} | {secs} | "
             f"{_fmt(r.get('peak_rss_mb'), 0)} | {_fmt(r.get('input_mb'), 0)} | {_fmt(r.get('mem_ratio'))} | "
-            f"{vs_pandas} | {vs_floor} | {_fmt(r.get('cold_start_s'))} |"
+            f"{vs_pandas} | {vs_floor} | {_fmt(r.get('cold_start_s'))}"
+            + (f" (cpu {_fmt(r.get('cold_start_cpu_s'))})" if r.get("cold_start_cpu_s") is not None else "")
+            + (f" | {_fmt(r.get('cpu_s'), 1)} | {r['load_avg_start'][0]:.1f} |" if r.get("load_avg_start") else " | — | — |")
         )
     return "\n".join(lines)
 

@@ -116,7 +116,9 @@ def city_state(city: xr.DataTree, *, freq: str | None = "1h", kpi_freq: str | No
     state = xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
     if freq is not None:
         attrs = {v: dict(state[v].attrs) for v in state.data_vars}
-        state = state.resample(time=freq, label="left", closed="left").mean().transpose("zone", "time")
+        # contiguous periods: flox's "flox" engine (reduceat) needs no JIT; the numbagg engine
+        # it would pick costs ~1 s of compilation per kernel in every fresh process
+        state = state.resample(time=freq, label="left", closed="left").mean(engine="flox").transpose("zone", "time")
         for v, a in attrs.items():
             state[v].attrs = a
             if "cell_methods" in a:

@@ -1,0 +1,43 @@
+"""Cold start: ``import workbench`` stays cheap and the pipeline never pulls the app stack.
+
+Each check runs in a fresh interpreter (a subprocess) and inspects ``sys.modules``: what an
+earlier test imported in this process would hide a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY_FOR_IMPORT = ("panel", "holoviews", "hvplot", "bokeh", "sklearn", "matplotlib", "scipy", "pint", "numba",
+                    "distributed", "flox", "xarray", "dask", "pandas")
+APPS = ("panel", "holoviews", "hvplot", "bokeh", "sklearn", "matplotlib")
+
+
+def _loaded(code: str, names: tuple[str, ...]) -> list[str]:
+    probe = code + f"\nimport json, sys\nprint(json.dumps([m for m in {list(names)!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_workbench_is_light():
+    assert _loaded("import workbench", HEAVY_FOR_IMPORT) == []
+
+
+@pytest.mark.parametrize("name", ["integration", "perception", "analysis", "io", "synth", "registry"])
+def test_import_stage_package_has_no_app_stack(name):
+    assert _loaded(f"import workbench.{name}", APPS) == []
+
+
+def test_public_api_resolves_without_the_app_stack():
+    code = "import workbench\nfor n in workbench.__all__: getattr(workbench, n)"
+    assert _loaded(code, APPS) == []
+
+
+def test_tiny_run_imports_no_app_stack():
+    code = ("import workbench\nfrom workbench.synth import make_city\n"
+            "workbench.run(make_city(zones=4, sensors_per_system=6, days=3), progress=False)")
+    assert _loaded(code, APPS) == []  # (dask itself imports distributed when it is installed)
