@@ -59,6 +59,7 @@ def _slot_medians(x: np.ndarray, keys: np.ndarray) -> np.ndarray:
     med = np.empty((x.shape[0], len(uniq)))
     for k in range(len(uniq)):
         med[:, k] = bn.nanmedian(xs[:, bounds[k]:bounds[k + 1]], axis=1)
+    del xs  # the sorted copy goes before the full-size broadcast is made
     return med[:, codes]
 
 
@@ -72,10 +73,14 @@ def _residual_kernel(x: np.ndarray, keys: np.ndarray, additive: bool) -> np.ndar
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slots of a dead sensor stay NaN
         normal = _slot_medians(x2, keys)
+        # in place on ``normal`` (a fresh full-size array): one full-size output instead of
+        # three temporaries per chunk; the same values
         if additive:
-            return (x2 - normal).reshape(x.shape)
+            return np.subtract(x2, normal, out=normal).reshape(x.shape)
         floor = 0.1 * np.nanmean(normal, axis=1, keepdims=True)
-        out = x2 / np.maximum(normal, floor) - 1.0
+        out = np.maximum(normal, floor, out=normal)
+        np.divide(x2, out, out=out)
+        out -= 1.0
     return out.reshape(*lead, x.shape[-1])
 
 
