@@ -10,8 +10,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 HEAVY_FOR_IMPORT = ("panel", "holoviews", "hvplot", "bokeh", "sklearn", "matplotlib", "scipy", "pint", "numba",
                     "distributed", "flox", "xarray", "dask", "pandas")
 APPS = ("panel", "holoviews", "hvplot", "bokeh", "sklearn", "matplotlib")
@@ -27,13 +25,13 @@ def test_import_workbench_is_light():
     assert _loaded("import workbench", HEAVY_FOR_IMPORT) == []
 
 
-@pytest.mark.parametrize("name", ["integration", "perception", "analysis", "io", "synth", "registry"])
-def test_import_stage_package_has_no_app_stack(name):
-    assert _loaded(f"import workbench.{name}", APPS) == []
-
-
-def test_public_api_resolves_without_the_app_stack():
-    code = "import workbench\nfor n in workbench.__all__: getattr(workbench, n)"
+def test_stage_packages_and_public_api_without_the_app_stack():
+    code = ("import importlib, workbench\n"
+            "for n in ('integration', 'perception', 'analysis', 'io', 'synth', 'registry'):\n"
+            "    importlib.import_module(f'workbench.{n}')\n"
+            "for n in workbench.__all__: getattr(workbench, n)\n"
+            "import workbench.integration as wi\n"
+            "for n in wi.__all__: getattr(wi, n)")
     assert _loaded(code, APPS) == []
 
 
