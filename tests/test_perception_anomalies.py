@@ -12,6 +12,7 @@ from xarray.tests import raise_if_dask_computes
 
 from workbench.perception import anomaly_scores, detect_anomalies, profile_key
 from workbench.perception import _kernels as K
+from workbench.perception._counts import poisson_scan
 
 warnings.filterwarnings("ignore", category=RuntimeWarning)
 
@@ -89,3 +90,67 @@ def test_scan_statistic_matches_brute_force():
     got = K.scan_max(z, (1, 4))
     assert np.argmax(np.abs(got[0])) in range(56, 74)
     assert got[0, 65] > 0
+
+
+def _requests(n_s=3, days=21, seed=0, burst=None):
+    """Service requests per hour (Poisson counts per 15 min × 4), one zone."""
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2026-07-06", periods=96 * days, freq="15min")
+    h = t.hour.to_numpy() + t.minute.to_numpy() / 60
+    mu = 0.3 * (0.15 + 1.3 * np.exp(-0.5 * ((h - 11) / 3.5) ** 2))
+    mu = np.broadcast_to(mu, (n_s, len(t))).copy()
+    if burst is not None:
+        mu[:, burst] *= 7.0  # a power outage: requests × 7 in the zone
+    v = rng.poisson(mu) * 4.0
+    return xr.Dataset({"service_requests": (("sensor", "time"), v, {"units": "1/h", "long_name": "service requests"})},
+                      coords={"sensor": [f"S{i}" for i in range(n_s)], "time": t, "zone": ("sensor", ["Z01"] * n_s)},
+                      attrs={"system": "services"})
+
+
+def test_poisson_scan_finds_a_burst_and_stays_quiet_on_noise():
+    rng = np.random.default_rng(1)
+    e = np.full((1, 2000), 0.5)
+    c = rng.poisson(e).astype(float)
+    quiet = poisson_scan(c, e, (1, 4, 16))
+    assert np.nanmax(quiet) < 5.0
+    c[0, 1000:1008] = 4.0  # 32 requests in 2 hours where 4 are expected
+    loud = poisson_scan(c, e, (1, 4, 16))
+    assert np.nanmax(loud[0, 1000:1008]) > 6
+    # the statistic for one window equals the signed root log-likelihood ratio
+    one = poisson_scan(np.array([[5.0]]), np.array([[2.0]]), (1,))
+    assert one[0, 0] == pytest.approx(np.sqrt(2 * (5 * np.log(5 / 2) - 3)))
+
+
+def test_service_request_burst_is_detected_by_the_poisson_model():
+    burst = slice(96 * 10 + 40, 96 * 10 + 52)  # 3 h around noon
+    det = detect_anomalies(_requests(burst=burst))
+    ds = _requests(burst=burst)
+    assert len(det) and (det["variable"] == "service_requests").all()
+    hit = det[(det["start"] <= ds.time.values[burst.stop - 1]) & (det["end"] >= ds.time.values[burst.start])]
+    assert len(hit) and (hit["score"] > 0).all()
+    assert len(detect_anomalies(_requests(seed=3))) == 0  # plain Poisson noise: no events
+
+
+def test_zone_pooling_ignores_one_odd_sensor_and_sees_a_zone_wide_shift():
+    ds = _system(n_s=4)
+    ds["electric_load"][0, 96 * 12: 96 * 12 + 8] *= 3.0  # one sensor (an unflagged fault)
+    det = detect_anomalies(ds, thresholds={"anomaly_pool": "zone"})
+    assert not ((det["start"] <= ds.time.values[96 * 12 + 7]) & (det["end"] >= ds.time.values[96 * 12])).any()
+    own = detect_anomalies(ds, thresholds={"anomaly_pool": "sensor"})
+    assert ((own["sensor"] == "E0") & (own["start"] <= ds.time.values[96 * 12 + 7])
+            & (own["end"] >= ds.time.values[96 * 12])).any()
+    ds = _system(n_s=4)
+    ds["electric_load"][:, 96 * 12: 96 * 12 + 8] *= 1.25  # the whole zone, +25 % for 2 h
+    det = detect_anomalies(ds, thresholds={"anomaly_pool": "zone"})
+    hit = det[(det["start"] <= ds.time.values[96 * 12 + 7]) & (det["end"] >= ds.time.values[96 * 12])]
+    assert set(hit["sensor"]) == {"E0", "E1", "E2", "E3"}
+
+
+def test_variable_threshold_scales_the_score():
+    ds = _system()
+    a = anomaly_scores(ds)["electric_load_score"].values
+    b = anomaly_scores(ds, thresholds={"electric_load": {"anomaly_threshold": 10.0}})["electric_load_score"].values
+    from workbench.perception import DEFAULT_THRESHOLD
+    from workbench.perception._common import thresholds_for
+    t = thresholds_for("electric_load")["anomaly_threshold"] or DEFAULT_THRESHOLD
+    np.testing.assert_allclose(b, a * np.float32(t / 10.0), rtol=1e-5, atol=1e-5)

@@ -336,3 +336,4 @@ def _long_runs(mask, min_len):  # pragma: no cover - compiled
 def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
     """Keep only the runs of True along the last axis that are at least ``min_len`` long."""
     return _long_runs(np.ascontiguousarray(mask, dtype=np.bool_), int(max(1, min_len)))
+

@@ -8,9 +8,18 @@ For each variable, on the ``qc_transform`` scale of the registry (log for multip
    ``profile="week"`` uses the 7 × 24 h time-of-week instead, ``"day"`` one daily profile);
 3. the **residual** from the profile is scaled by the sensor's robust spread (1.4826 × MAD):
    ``z``;
-4. the **score** is a multi-scale scan statistic of ``z`` (numba): for each step, the strongest
+4. the **score** is a multi-scale scan statistic (numba): for each step, the strongest
    ``sum(z) / sqrt(n)`` over windows of 1, 4, 16 and 64 steps containing it — one threshold
-   serves a 15-minute outage and a two-day leak alike.
+   serves a 15-minute outage and a two-day leak alike. With ``anomaly_pool: zone`` (the
+   registry default) the scan runs on the **zone's mean z** (each sensor's z clipped at ±5
+   first) and every sensor of the zone carries it: city events are zone-wide, so the
+   sensors' own noise averages out while one odd sensor cannot make its zone anomalous;
+5. counts (``anomaly_model: poisson``: service requests) are scanned instead as the zone's
+   count against its expectation — Kulldorff's signed root log-likelihood ratio over windows
+   of 1-128 steps — not as a robust z (a median profile of sparse counts is mostly zero);
+6. ``anomaly_threshold`` (registry, per variable) rescales the score so that the detector's
+   one threshold means that variable's own bar (the score is ``threshold / anomaly_threshold``
+   × the statistic).
 
 :func:`detect_anomalies` turns runs of ``|score| ≥ threshold`` into event rows, where the
 departure from the profile (``<var>_effect``, a 1-hour median of the residual) is also at
@@ -44,8 +53,8 @@ from workbench.perception.flags import BAD, completeness, flag_params, qc_attrs
 
 __all__ = ["anomaly_scores", "detect_anomalies", "profile_key", "DEFAULT_THRESHOLD", "SCAN_HOURS"]
 
-#: default detection threshold on the scan score (tuned on seeds 100-109)
-DEFAULT_THRESHOLD = 7.0
+#: default detection threshold on the scan score (tuned on seeds 100-109; was 7 before zone pooling)
+DEFAULT_THRESHOLD = 5.0
 #: window lengths of the scan statistic, in hours
 SCAN_HOURS = (0.25, 1.0, 4.0, 16.0)
 
@@ -75,7 +84,8 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
     slot = np.asarray(key.to_numpy())  # boundary: the slot of each time step, small
     kw = dict(slot=slot, n_slots=int(slot.max()) + 1 if slot.size else 1, transform=th["qc_transform"],
               floor=float(th["qc_floor"]), scales=scales, effect_window=effect_window, bad=int(BAD),
-              direction=str(th["anomaly_direction"]))
+              direction=str(th["anomaly_direction"]), model=str(th["anomaly_model"]), pool=str(th["anomaly_pool"]),
+              steps_per_hour=max(1, effect_window), gain=DEFAULT_THRESHOLD / float(th["anomaly_threshold"] or DEFAULT_THRESHOLD))
     have_qc = f"{name}_qc" in ds
     if have_qc:
         arrays = [ds[name], ds[f"{name}_qc"]]
