@@ -154,3 +154,12 @@ def test_variable_threshold_scales_the_score():
     from workbench.perception._common import thresholds_for
     t = thresholds_for("electric_load")["anomaly_threshold"] or DEFAULT_THRESHOLD
     np.testing.assert_allclose(b, a * np.float32(t / 10.0), rtol=1e-5, atol=1e-5)
+
+
+def test_variable_scan_hours_add_a_long_window():
+    ds = _system(n_s=4, days=28, seed=2)
+    ds["electric_load"][:, 96 * 14: 96 * 16] *= 1.06  # the whole zone, +6 % for two days
+    base = anomaly_scores(ds)["electric_load_score"].values[:, 96 * 14: 96 * 16]
+    long = anomaly_scores(ds, thresholds={"electric_load": {"anomaly_scan_hours": [0.25, 1, 4, 16, 48]}})
+    assert "192" in long["electric_load_score"].attrs["description"]
+    assert np.nanmax(long["electric_load_score"].values[:, 96 * 14: 96 * 16]) > np.nanmax(base)

@@ -81,6 +81,9 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
                 effect_window: int, overrides: Mapping[str, Any] | None) -> dict[str, xr.DataArray]:
     """One block kernel per zone-complete chunk: flags (when absent), profile, z, scan, effect."""
     th = thresholds_for(name, overrides)
+    if th["anomaly_scan_hours"]:  # a variable's own scan windows (registry), in hours
+        step = step_of(ds["time"])
+        scales = tuple(sorted({steps(float(h), step) for h in th["anomaly_scan_hours"]}))
     slot = np.asarray(key.to_numpy())  # boundary: the slot of each time step, small
     kw = dict(slot=slot, n_slots=int(slot.max()) + 1 if slot.size else 1, transform=th["qc_transform"],
               floor=float(th["qc_floor"]), scales=scales, effect_window=effect_window, bad=int(BAD),
