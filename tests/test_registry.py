@@ -100,3 +100,13 @@ def test_unconvertible_unit_is_a_clear_error():
 
     with pytest.raises(units.UnitError, match="cannot be converted to 'kW'"):
         units.to_canonical(np.array([1.0]), "m/s", "electric_load")
+
+
+def test_event_vocabulary_is_one_source():
+    from workbench.integration.incidents import INCIDENT_KINDS, KIND_SYSTEMS
+    from workbench.synth import EVENT_KINDS, EVENT_SYSTEMS
+
+    assert registry.event_kinds() == EVENT_KINDS == INCIDENT_KINDS[:-1]
+    assert set(registry.event_primary()) == set(EVENT_KINDS)
+    for kind in EVENT_KINDS:
+        assert registry.event_primary()[kind] in EVENT_SYSTEMS[kind] == KIND_SYSTEMS[kind]

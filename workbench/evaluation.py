@@ -23,9 +23,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from workbench import registry
+
 __all__ = ["score_incidents", "match_incidents", "false_alarm_rate", "incident_benchmark"]
 
-_EVENT_KINDS = ("heatwave", "water_leak", "power_outage", "network_outage", "traffic_incident", "public_gathering")
+_EVENT_KINDS = registry.event_kinds()
 
 
 def _events_once(events: pd.DataFrame) -> pd.DataFrame:

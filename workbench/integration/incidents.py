@@ -22,29 +22,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from workbench import registry
 from workbench.integration import _detectors as det
 from workbench.integration._residuals import zone_residuals
 
 __all__ = ["INCIDENT_KINDS", "INCIDENT_COLUMNS", "detect_incidents", "zone_signals"]
 
 #: incident kinds: the city's event kinds (same names as the reference city) and sensor_fault
-INCIDENT_KINDS = ("heatwave", "water_leak", "power_outage", "network_outage", "traffic_incident", "public_gathering", "sensor_fault")
+INCIDENT_KINDS = (*registry.event_kinds(), "sensor_fault")
 INCIDENT_COLUMNS = ["kind", "zone", "start", "end", "severity", "confidence", "evidence", "detected_at", "sensor", "system"]
 #: the system that owns each kind's primary signal
-_PRIMARY_SYSTEM = {
-    "power_outage": "energy", "network_outage": "communication", "public_gathering": "people",
-    "traffic_incident": "transport", "water_leak": "water", "heatwave": "environment",
-}
+_PRIMARY_SYSTEM = registry.event_primary()
 #: systems each kind involves (for routing and evidence)
-KIND_SYSTEMS = {
-    "heatwave": ("environment", "energy", "water"),
-    "water_leak": ("water", "services"),
-    "power_outage": ("energy", "communication", "services"),
-    "network_outage": ("communication", "services"),
-    "traffic_incident": ("transport", "environment"),
-    "public_gathering": ("people", "communication", "transport"),
-    "sensor_fault": (),
-}
+KIND_SYSTEMS = {**registry.event_systems(), "sensor_fault": ()}
 
 
 def _neighbours(city: xr.DataTree, zones: list[str]) -> list[list[int]]:

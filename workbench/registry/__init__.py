@@ -29,6 +29,9 @@ __all__ = [
     "resolve_alias",
     "all_variables",
     "load_yaml",
+    "event_kinds",
+    "event_systems",
+    "event_primary",
 ]
 
 SYSTEMS = (
@@ -143,3 +146,33 @@ def resolve_alias(label: str) -> str | None:
     if hit is None:
         hit = _aliases().get(key.replace(" ", "_").replace("-", "_"))
     return hit
+
+
+@lru_cache(maxsize=1)
+def _events() -> dict[str, dict[str, Any]]:
+    data = load_yaml("events.yml").get("events")
+    if not isinstance(data, dict) or not data:
+        raise RegistryError("registry/events.yml: expected an 'events' mapping.")
+    for kind, e in data.items():
+        systems = e.get("systems") or []
+        bad = [s for s in systems if s not in SYSTEMS]
+        if not systems or bad:
+            raise RegistryError(f"registry/events.yml: event '{kind}' lists unknown or no systems {bad}.")
+        if e.get("primary") not in systems:
+            raise RegistryError(f"registry/events.yml: event '{kind}' has primary {e.get('primary')!r}, not one of its systems.")
+    return data
+
+
+def event_kinds() -> tuple[str, ...]:
+    """The kinds of city events (``registry/events.yml``), in file order."""
+    return tuple(_events())
+
+
+def event_systems() -> dict[str, tuple[str, ...]]:
+    """``{kind: systems the event moves}``."""
+    return {k: tuple(e["systems"]) for k, e in _events().items()}
+
+
+def event_primary() -> dict[str, str]:
+    """``{kind: the system carrying the event's severity}``."""
+    return {k: e["primary"] for k, e in _events().items()}

@@ -18,18 +18,11 @@ from workbench import registry
 
 __all__ = ["Params", "World", "EVENT_KINDS", "FAULT_KINDS", "EVENT_SYSTEMS"]
 
-EVENT_KINDS = ("heatwave", "water_leak", "power_outage", "network_outage", "traffic_incident", "public_gathering")
+EVENT_KINDS = registry.event_kinds()
 FAULT_KINDS = ("gap", "flatline", "spike", "drift")
 
 #: systems each event kind touches (one ground-truth row per event, zone and system)
-EVENT_SYSTEMS = {
-    "heatwave": ("environment", "energy", "water"),
-    "water_leak": ("water", "services"),
-    "power_outage": ("energy", "communication", "services"),
-    "network_outage": ("communication", "services"),
-    "traffic_incident": ("transport", "environment"),
-    "public_gathering": ("people", "communication", "transport"),
-}
+EVENT_SYSTEMS = registry.event_systems()
 
 #: events per zone and 30 days (heatwaves: per city)
 _RATES = {
