@@ -536,6 +536,8 @@ def run_scenarios(
         if r.get("scheduler") != "threads" and twin and r.get("seconds"):
             r["vs_threaded"] = round(r["seconds"] / twin["seconds"], 2)
             log(f"• {r['stage']} @ {r['sensors']} × {r['days']} d: {r['scheduler']} / threads = {r['vs_threaded']}")
+            if on_row:  # saved again, now with the ratio
+                on_row(r)
     return rows
 
 
