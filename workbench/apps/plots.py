@@ -106,22 +106,27 @@ def series_plot(frame: pd.DataFrame, *, title: str, ylabel: str, height: int = 3
     )
 
 
-def week_plot(city: xr.DataTree, system: str, var: str | None = None, *, days: int = 7) -> hv.Path:
+def week_plot(city: xr.DataTree, system: str, var: str | None = None, *, days: int = 7,
+              width: int | None = None) -> hv.NdOverlay:
     """The first ``days`` of one variable of ``system``, one line per zone.
 
-    Drawn as one multi-line glyph (hover names the zone): a served overview of seven systems
-    then costs seven glyphs per session, not one per zone and system.
+    An overlay of one curve per zone (hover names the zone). A single multi-line glyph
+    coloured by zone was tried: HoloViews then draws every segment apart and the browser
+    needed ~100 s for the overview page.
     """
     var = var or _data.data_variables(city, system)[0]
     t0, _ = _data.time_bounds(city)
     window = (t0, t0 + pd.Timedelta(days=days) - pd.Timedelta("1ns"))
     frame = _data.zone_frame(city, system, var, window=window)
     label = _data.label_of(var)
-    paths = [{"time": frame.index.values, label: frame[z].to_numpy(dtype=float), "zone": str(z), "n": float(i)}
-             for i, z in enumerate(frame.columns)]
-    return hv.Path(paths, kdims=["time", label], vdims=["n", "zone"]).opts(
-        color="n", cmap="Category20", colorbar=False, line_width=1.2, tools=["hover"], responsive=True, height=300,
-        title=f"{system.capitalize()}: {label}, first week by district", show_legend=False)
+    curves = {str(z): hv.Curve((frame.index.values, frame[z].to_numpy(dtype=float)), "time", label)
+              for z in frame.columns}
+    size = {"width": width} if width else {"responsive": True}  # fixed widths lay out faster in a long page
+    return hv.NdOverlay(curves, kdims="zone").opts(
+        hv.opts.Curve(line_width=1.2, tools=["hover"]),
+        hv.opts.NdOverlay(show_legend=False, height=300,
+                          title=f"{system.capitalize()}: {label}, first week by district", **size),
+    )
 
 
 def matrix_plot(matrix: xr.DataArray, *, title: str, clabel: str) -> hv.Image:
