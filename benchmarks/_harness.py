@@ -247,7 +247,7 @@ def environment() -> dict[str, Any]:
         "versions": {m.__name__: m.__version__ for m in (numpy, pandas, xarray, dask)},
         "threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                                          "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
-        "threadpool_info": threadpool_info(),
+        "threadpool_info": [{k: v for k, v in p.items() if k not in ("filepath", "prefix")} for p in threadpool_info()],  # no local paths
         "page_cache": "warm (stores are read once before timing; repeated reads come from RAM)",
     }
 
