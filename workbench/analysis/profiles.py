@@ -76,10 +76,10 @@ def _fast_mean(da: xr.DataArray, key: xr.DataArray, groups: np.ndarray, daytype:
     Measured on 1,429 sensors × a year in memory: flox (numbagg) 0.24 s = 9× the one-thread
     memory floor, pandas 0.19 s; this kernel reads each value once (see docs/analysis.md).
     """
-    pos = np.searchsorted(groups, key.values).astype(np.int64)
+    pos = np.searchsorted(groups, key.values).astype(np.int64)  # boundary: calendar keys of the time index
     dims, shape = [key.name], [len(groups)]
     if daytype:
-        pos = pos + len(groups) * (daytype_key(da).values == "weekend").astype(np.int64)
+        pos = pos + len(groups) * (daytype_key(da).values == "weekend").astype(np.int64)  # boundary: calendar keys of the time index
         dims, shape = ["daytype", key.name], [2, len(groups)]
     x = single_time_chunk(da.drop_vars([c for c in da.coords if c not in da.dims and "time" in da[c].dims]))
     x = x.transpose(..., "time")
@@ -176,10 +176,10 @@ def profile(
 def expand_profile(prof: xr.DataArray, like: xr.DataArray, *, by: str, daytype: bool) -> xr.DataArray:
     """The profile's value at each time of ``like`` (lazy): the expected series."""
     key, groups = calendar_key(like, by)
-    pos = xr.DataArray(np.searchsorted(groups, key.values), dims="time")
+    pos = xr.DataArray(np.searchsorted(groups, key.values), dims="time")  # boundary: calendar keys of the time index
     idx = {by: pos}
     if daytype:
-        idx["daytype"] = xr.DataArray((daytype_key(like).values == "weekend").astype(int), dims="time")
+        idx["daytype"] = xr.DataArray((daytype_key(like).values == "weekend").astype(int), dims="time")  # boundary: calendar keys of the time index
     return prof.isel(idx).drop_vars([by, "daytype"], errors="ignore").assign_coords(time=like["time"])
 
 

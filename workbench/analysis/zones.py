@@ -57,7 +57,7 @@ def zone_labels(obj: xr.Dataset | xr.DataArray, *, zone: str = "zone") -> np.nda
     if zone not in obj.coords:
         raise ValueError(f"expected a '{zone}' coordinate along 'sensor' to group by; coords are {list(obj.coords)}.")
     # boundary: the small label coordinate (one string per sensor) must be known to group by it
-    return np.asarray(obj[zone].values).astype(object)
+    return np.asarray(obj[zone].values).astype(object)  # boundary: small sensor coordinate
 
 
 def _how_of(name: str, how: str | Mapping[str, str] | None) -> str:
@@ -192,7 +192,7 @@ def to_zones(
         for c in ("lat", "lon"):
             if c in zones.coords:
                 # boundary: zone-table coordinates (one number per zone)
-                res = res.assign_coords({c: ("zone", np.asarray(zones[c].values), dict(zones[c].attrs))})
+                res = res.assign_coords({c: ("zone", np.asarray(zones[c].values), dict(zones[c].attrs))})  # boundary: small zone table
         if "zone_name" in zones:
             res = res.assign_coords(zone_name=("zone", np.asarray(zones["zone_name"].values).astype(object)))  # boundary: names
     return res

@@ -63,7 +63,7 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
         time = pd.DatetimeIndex(d.indexes["time"])
         sensors = d["sensor"].to_numpy()
         # boundary: the zone labels, one string per sensor
-        zones = np.asarray(d["zone"].values) if "zone" in d.coords else np.full(len(sensors), "", dtype=object)
+        zones = np.asarray(d["zone"].values) if "zone" in d.coords else np.full(len(sensors), "", dtype=object)  # boundary: small sensor coordinate
         for name in names:
             min_effect = thresholds_for(name)["anomaly_min_effect"]
             score = d[f"{name}_score"].transpose("sensor", "time")

@@ -148,7 +148,7 @@ def _zone_median(res: xr.DataArray, zone: xr.DataArray) -> xr.DataArray:
     sensor axis must be one chunk (:func:`_one_sensor_chunk`). bottleneck on contiguous
     slices: ~5× faster than flox's grouped median (a sort per group) here."""
     # boundary: the zone labels, one string per sensor
-    labels = np.asarray(zone.values).astype(str)
+    labels = np.asarray(zone.values).astype(str)  # boundary: small sensor coordinate
     uniq, codes = np.unique(labels, return_inverse=True)
     med = xr.apply_ufunc(
         _zone_median_kernel, res.drop_vars([c for c in res.coords if c not in ("time",)]),

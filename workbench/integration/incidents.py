@@ -95,7 +95,7 @@ def detect_incidents(
     """
     sig = zone_signals(city) if signals is None else signals
     # boundary: incident fusion segments runs in time; the zone signals are small (zones × steps)
-    sig = sig.compute()
+    sig = sig.compute()  # boundary: zone signals are small (zone × time)
     zones = [str(z) for z in sig["zone"].to_numpy()]
     time = pd.DatetimeIndex(sig.indexes["time"])
     if len(time) < 2:

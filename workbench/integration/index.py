@@ -179,10 +179,10 @@ def explain(index: xr.Dataset, zone: str, time=None, *, top: int = 5) -> pd.Data
     sel = index.sel(zone=zone)
     if time is None:
         # boundary: one zone's index series (a few hundred values) to find its worst hour
-        time = pd.Timestamp(sel["index"].idxmin("time").compute().to_numpy()[()])
+        time = pd.Timestamp(sel["index"].idxmin("time").compute().to_numpy()[()])  # boundary: explain() reports one zone
     at = sel.sel(time=pd.Timestamp(time))
     # boundary: one zone and one time, a handful of values
-    at = at[["z", "score", "points_lost", "contribution"]].compute()
+    at = at[["z", "score", "points_lost", "contribution"]].compute()  # boundary: explain() reports one zone
     df = pd.DataFrame({
         "system": at["system"].to_numpy(), "indicator": at["indicator"].to_numpy(), "z": at["z"].to_numpy(),
         "score": at["score"].to_numpy(), "points_lost": at["points_lost"].to_numpy(), "contribution": at["contribution"].to_numpy(),

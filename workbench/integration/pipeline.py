@@ -285,7 +285,7 @@ def run(
         # boundary: ONE pass over the city — the state, the zone signals (zones × steps) and
         # the per-chunk anomaly tables are computed together, so every Zarr chunk is read
         # once and the full-size per-sensor intermediates never outlive their chunk
-        state, signals, parts = dask.compute(state, signals, lazy_an)
+        state, signals, parts = dask.compute(state, signals, lazy_an)  # boundary: the pipeline's one compute
         index = city_index(state)  # in memory: zones × freq steps
         if isinstance(anomalies, pd.DataFrame):
             an = anomalies

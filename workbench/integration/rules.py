@@ -212,7 +212,7 @@ def _state_holds(c, zone, start, end, state, quantiles) -> tuple[bool, float]:
     if key not in quantiles:
         # boundary: a per-zone quantile over the record, a zone-length vector (numpy's
         # nanquantile: xarray's may JIT-compile a numbagg kernel, slow on first use)
-        arr = state[var].transpose("zone", "time").compute()
+        arr = state[var].transpose("zone", "time").compute()  # boundary: rules read the small zone × time state
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             qv = np.nanquantile(arr.to_numpy(), q, axis=1)
@@ -270,7 +270,7 @@ def respond(
         index = city_index(state)
     if index is not None and needs_index:
         # boundary: the index is small (zone × time) and rules walk it in time
-        index = index.compute()
+        index = index.compute()  # boundary: the small index
     zones = sorted(set(incidents["zone"].astype(str)) | (set(map(str, index["zone"].values)) if index is not None and needs_index else set()))
     quantiles: dict = {}
     rows = []

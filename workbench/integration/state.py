@@ -130,7 +130,7 @@ def city_state(city: xr.DataTree, *, freq: str | None = "1h", kpi_freq: str | No
     if zones is not None:
         for c in ("population", "area_km2"):
             if c in zones:
-                state = state.assign_coords({c: ("zone", np.asarray(zones[c].values), dict(zones[c].attrs))})
+                state = state.assign_coords({c: ("zone", np.asarray(zones[c].values), dict(zones[c].attrs))})  # boundary: small zone table
         state.attrs["geojson"] = zones.attrs.get("geojson", "")
     for v in state.data_vars:
         state[v].attrs = _history(state[v].attrs, f"city_state(freq={freq!r})")

@@ -80,9 +80,9 @@ def _station_layout(ds: xr.Dataset, path: Path) -> tuple[str | None, np.ndarray,
     lon_name = _by_attr(ds, "standard_name", "longitude") or ("lon" if "lon" in ds.variables else None)
     if id_var is not None and ds[id_var].ndim == 1:
         dim = ds[id_var].dims[0]
-        ids = _text(ds[id_var].values)
+        ids = _text(ds[id_var].values)  # boundary: reader on in-memory input
     elif id_var is not None and ds[id_var].ndim == 0:
-        dim, ids = None, _text(ds[id_var].values)
+        dim, ids = None, _text(ds[id_var].values)  # boundary: reader on in-memory input
     elif lat_name is not None and ds[lat_name].ndim == 1 and ds[lat_name].dims[0] != "time":
         dim = ds[lat_name].dims[0]
         ids = np.asarray([str(i) for i in range(ds.sizes[dim])], dtype=object)
@@ -93,7 +93,7 @@ def _station_layout(ds: xr.Dataset, path: Path) -> tuple[str | None, np.ndarray,
     def along(name: str | None) -> np.ndarray:
         if name is None:
             return np.full(n, np.nan)
-        v = np.asarray(ds[name].values, dtype="float64")
+        v = np.asarray(ds[name].values, dtype="float64")  # boundary: reader on in-memory input
         return np.broadcast_to(v, (n,)).copy() if v.ndim == 0 else v.reshape(-1)[:n]
 
     return dim, ids, along(lat_name), along(lon_name)
@@ -131,16 +131,16 @@ def read_cf_timeseries(
         ds = ds.rename({time_name: "time"})
     dim, ids, lat, lon = _station_layout(ds, path)
     zone_var = "zone" if "zone" in ds.variables and dim and ds["zone"].dims == (dim,) else None
-    zones = _text(ds[zone_var].values) if zone_var else np.full(len(ids), "", dtype=object)
+    zones = _text(ds[zone_var].values) if zone_var else np.full(len(ids), "", dtype=object)  # boundary: reader on in-memory input
     time = ds["time"]
     ragged = _by_attr(ds, "sample_dimension", time.dims[0]) if time.ndim == 1 else None
     indexed = next((n for n, v in ds.variables.items() if "instance_dimension" in v.attrs), None)
     station_of_obs = None
     if ragged is not None:
-        sizes = np.asarray(ds[ragged].values, dtype="int64")
+        sizes = np.asarray(ds[ragged].values, dtype="int64")  # boundary: reader on in-memory input
         station_of_obs = np.repeat(np.arange(len(sizes)), sizes)
     elif indexed is not None:
-        station_of_obs = np.asarray(ds[indexed].values, dtype="int64")
+        station_of_obs = np.asarray(ds[indexed].values, dtype="int64")  # boundary: reader on in-memory input
     skip = {"time", str(dim), ragged, indexed, zone_var}
     skip |= {n for n, v in ds.variables.items() if v.attrs.get("cf_role") or v.attrs.get("standard_name") in ("latitude", "longitude", "height", "surface_altitude")}
     skip |= {n for n, v in ds.variables.items() if "flag_meanings" in v.attrs or v.ndim == 0 or n in ("lat", "lon", "alt")}
@@ -152,18 +152,18 @@ def read_cf_timeseries(
         label = _label(str(name), var, {k.lower(): v for k, v in variables.items()})
         if station_of_obs is not None:  # ragged: data(obs)
             sidx = station_of_obs
-            t = np.asarray(time.values)
-            v = np.asarray(var.values, dtype="float64")
+            t = np.asarray(time.values)  # boundary: reader on in-memory input
+            v = np.asarray(var.values, dtype="float64")  # boundary: reader on in-memory input
         elif dim is None:  # single station
-            v = np.asarray(var.values, dtype="float64").reshape(-1)
-            t = np.asarray(time.values).reshape(-1)
+            v = np.asarray(var.values, dtype="float64").reshape(-1)  # boundary: reader on in-memory input
+            t = np.asarray(time.values).reshape(-1)  # boundary: reader on in-memory input
             sidx = np.zeros(len(v), dtype="int64")
         else:
             other = [d for d in var.dims if d != dim]
             if len(other) != 1:
                 continue
-            v = np.asarray(var.transpose(dim, other[0]).values, dtype="float64")
-            t = np.asarray(time.transpose(*[d for d in (dim, other[0]) if d in time.dims]).values)
+            v = np.asarray(var.transpose(dim, other[0]).values, dtype="float64")  # boundary: reader on in-memory input
+            t = np.asarray(time.transpose(*[d for d in (dim, other[0]) if d in time.dims]).values)  # boundary: reader on in-memory input
             t = np.broadcast_to(t, v.shape) if t.ndim == 1 else t
             sidx = np.broadcast_to(np.arange(v.shape[0])[:, None], v.shape)
             v, t, sidx = v.ravel(), t.ravel(), sidx.ravel()

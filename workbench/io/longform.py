@@ -438,7 +438,7 @@ def to_long(tree: xr.DataTree, *, dropna: bool = True) -> pd.DataFrame:
                 }
             )
             for c in ("lat", "lon"):
-                frame[c] = np.asarray(ds[c].values, dtype="float64")[s_idx] if c in ds.coords else np.nan
+                frame[c] = np.asarray(ds[c].values, dtype="float64")[s_idx] if c in ds.coords else np.nan  # boundary: reader on in-memory input
             zone = np.asarray(ds["zone"].values, dtype=object)[s_idx] if "zone" in ds.coords else np.full(len(s_idx), "", object)
             frame["zone"] = pd.array(zone, dtype="string")
             frames.append(frame)

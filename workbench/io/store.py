@@ -78,7 +78,7 @@ def write_city(city: xr.DataTree, path: str | os.PathLike, *, progress: bool | N
                 with dask.annotate(retries=IO_RETRIES):
                     pending = city.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, compute=False)
                 # boundary: a sink; zarr keeps the dask chunks. Runs on the current scheduler.
-                dask.compute(pending)
+                dask.compute(pending)  # boundary: a sink
             else:
                 city.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
         old = None
@@ -143,7 +143,7 @@ def _load_small_coords(tree: xr.DataTree) -> xr.DataTree:
     """
     for node in tree.subtree:
         ds = node.to_dataset()
-        lazy = {name: c.compute() for name, c in ds.coords.items() if c.ndim == 1 and name not in ds.dims and c.chunks is not None}
+        lazy = {name: c.compute() for name, c in ds.coords.items() if c.ndim == 1 and name not in ds.dims and c.chunks is not None}  # boundary: small 1-D coordinates
         if lazy:
             # boundary: a few bytes per sensor; the cube itself is not touched
             ds = ds.assign_coords(lazy)
