@@ -313,6 +313,14 @@ class Collector:
         return self._factor_cache[key]
 
     # -- output ------------------------------------------------------------------------------
+    def add_records(self, rows: pd.DataFrame, bad: list, *, what: str) -> None:
+        """Add parsed rows, and quarantine the records that were not ``what`` (numbered after them)."""
+        self.add(rows)
+        if bad:
+            start = len(rows) + 1
+            self.quarantine(pd.DataFrame({"row": np.arange(start, start + len(bad)), "value": bad}),
+                            "malformed_record", f"not {what}")
+
     def finish(self) -> tuple[xr.DataTree, IngestReport]:
         """Resolve duplicates, assemble the cube, and reconcile the report."""
         acc = self._acc.columns()

@@ -223,13 +223,7 @@ def read_ngsild(
         raise ReadError(f"{name}: expected an NGSI-LD entity, a list of entities or a notification, got a JSON {type(payload).__name__}.")
     rows, bad = ngsild_rows([payload])
     collector = Collector(source=name, sha256=bytes_sha256(data), format="ngsi-ld", variables=variables, units=units, naive_tz=naive_tz)
-    collector.add(rows)
-    if bad:
-        collector.quarantine(
-            pd.DataFrame({"row": np.arange(len(rows) + 1, len(rows) + 1 + len(bad)), "value": bad}),
-            "malformed_record",
-            "not an NGSI-LD entity",
-        )
+    collector.add_records(rows, bad, what="an NGSI-LD entity")
     return collector.finish()
 
 

@@ -244,13 +244,7 @@ def sensorthings_rows(pages: Iterable[Any]) -> tuple[pd.DataFrame, list[str]]:
 def _finish(pages: list[Any], *, source: str, sha256: str, fmt: str, **kw: Any) -> tuple[xr.DataTree, IngestReport]:
     rows, bad = sensorthings_rows(pages)
     collector = Collector(source=source, sha256=sha256, format=fmt, **kw)
-    collector.add(rows)
-    if bad:
-        collector.quarantine(
-            pd.DataFrame({"row": np.arange(len(rows) + 1, len(rows) + 1 + len(bad)), "value": bad}),
-            "malformed_record",
-            "not a SensorThings observation",
-        )
+    collector.add_records(rows, bad, what="a SensorThings observation")
     return collector.finish()
 
 
