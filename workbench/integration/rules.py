@@ -271,7 +271,7 @@ def respond(
     if index is not None and needs_index:
         # boundary: the index is small (zone × time) and rules walk it in time
         index = index.compute()  # boundary: the small index
-    zones = sorted(set(incidents["zone"].astype(str)) | (set(map(str, index["zone"].values)) if index is not None and needs_index else set()))
+    zones = sorted(set(incidents["zone"].astype(str)) | (set(map(str, index["zone"].values)) if index is not None and needs_index else set()))  # boundary: small zone coordinate
     quantiles: dict = {}
     rows = []
     for r in items:

@@ -39,8 +39,12 @@ def bytes_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_json(data: bytes, *, source: str, what: str) -> Any:
-    """Parse JSON bytes; a :class:`ReadError` naming the source, line and column otherwise."""
+def load_json(data: bytes, *, source: str, what: str, comma_joined: bool = False) -> Any:
+    """Parse JSON bytes; a :class:`ReadError` naming the source, line and column otherwise.
+
+    ``comma_joined`` also accepts objects joined by commas without an enclosing array
+    (52°North's SensorThings server writes them), read as a list.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -48,6 +52,11 @@ def load_json(data: bytes, *, source: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        if comma_joined and exc.msg == "Extra data":
+            try:
+                return json.loads("[" + text + "]")
+            except json.JSONDecodeError:
+                pass
         raise ReadError(f"{source}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}); expected {what}.") from None
     except RecursionError:
         raise ReadError(f"{source}: JSON nested too deeply; expected {what}.") from None

@@ -208,7 +208,7 @@ def to_cf_timeseries(tree: xr.DataTree) -> xr.Dataset:
         raise ValueError("to_cf_timeseries: the tree has no (sensor, time) variables.")
     out = xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop_conflicts")
     out = out.rename({"sensor": "station"})
-    out["station_name"] = ("station", np.asarray(out["station"].values, dtype=object), {"cf_role": "timeseries_id", "long_name": "station name"})
+    out["station_name"] = ("station", np.asarray(out["station"].values, dtype=object), {"cf_role": "timeseries_id", "long_name": "station name"})  # boundary: a writer (small coordinate)
     out = out.drop_vars("station")
     for c in ("lat", "lon", "zone"):
         if c in out.coords:

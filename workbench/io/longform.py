@@ -427,11 +427,11 @@ def to_long(tree: xr.DataTree, *, dropna: bool = True) -> pd.DataFrame:
                 continue
             values = np.asarray(da.values)  # boundary: a sink writing long rows
             s_idx, t_idx = np.nonzero(~np.isnan(values)) if dropna else np.indices(values.shape).reshape(2, -1)
-            sensors = np.asarray(ds["sensor"].values, dtype=object)
+            sensors = np.asarray(ds["sensor"].values, dtype=object)  # boundary: to_long is a sink (small coordinate)
             frame = pd.DataFrame(
                 {
                     "sensor": pd.array(sensors[s_idx], dtype="string"),
-                    "time": np.asarray(ds["time"].values)[t_idx],
+                    "time": np.asarray(ds["time"].values)[t_idx],  # boundary: to_long is a sink (time index)
                     "variable": pd.array(np.full(len(s_idx), str(name), dtype=object), dtype="string"),
                     "value": values[s_idx, t_idx],
                     "unit": pd.array(np.full(len(s_idx), str(da.attrs.get("units", "")), dtype=object), dtype="string"),
@@ -439,7 +439,7 @@ def to_long(tree: xr.DataTree, *, dropna: bool = True) -> pd.DataFrame:
             )
             for c in ("lat", "lon"):
                 frame[c] = np.asarray(ds[c].values, dtype="float64")[s_idx] if c in ds.coords else np.nan  # boundary: reader on in-memory input
-            zone = np.asarray(ds["zone"].values, dtype=object)[s_idx] if "zone" in ds.coords else np.full(len(s_idx), "", object)
+            zone = np.asarray(ds["zone"].values, dtype=object)[s_idx] if "zone" in ds.coords else np.full(len(s_idx), "", object)  # boundary: to_long is a sink (small coordinate)
             frame["zone"] = pd.array(zone, dtype="string")
             frames.append(frame)
     if not frames:

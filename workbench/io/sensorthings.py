@@ -42,7 +42,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench.io._build import Collector
-from workbench.io._source import bytes_sha256, open_source_error
+from workbench.io._source import bytes_sha256, load_json, open_source_error
 from workbench.io.report import IngestReport, ReadError
 
 __all__ = ["read_sensorthings", "fetch_sensorthings", "to_sensorthings", "sensorthings_rows"]
@@ -51,24 +51,7 @@ _DS_ID = re.compile(r"(Multi)?Datastreams\(([^)]+)\)")
 
 
 def _load(data: bytes, source: str) -> Any:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"{source}: not UTF-8 text at byte {exc.start}; expected SensorThings JSON.") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as first:
-        if first.msg == "Extra data":  # 52°North: objects joined by commas, no enclosing array
-            try:
-                return json.loads("[" + text + "]")
-            except json.JSONDecodeError:
-                pass
-        raise ReadError(
-            f"{source}: not valid JSON at line {first.lineno}, column {first.colno} ({first.msg}); "
-            "expected a SensorThings response."
-        ) from None
-    except RecursionError:
-        raise ReadError(f"{source}: JSON nested too deeply; expected a SensorThings response.") from None
+    return load_json(data, source=source, what="a SensorThings response", comma_joined=True)
 
 
 def _id(entity: Mapping[str, Any]) -> str | None:
