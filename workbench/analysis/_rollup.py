@@ -17,20 +17,6 @@ __all__ = ["zone_sum_count"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum_count(x, zi, nz):  # pragma: no cover - numba
-    ns, nt = x.shape
-    out = np.zeros((2, nz, nt))
-    for i in range(ns):
-        z = zi[i]
-        for t in range(nt):
-            v = x[i, t]
-            if v == v:
-                out[0, z, t] += v
-                out[1, z, t] += 1.0
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def _sum_count_qc(x, qc, bad, zi, nz):  # pragma: no cover - numba
     ns, nt = x.shape
     out = np.zeros((2, nz, nt))
@@ -46,8 +32,8 @@ def _sum_count_qc(x, qc, bad, zi, nz):  # pragma: no cover - numba
 
 def _numpy(x, qc, zi, nz, bad):
     x = np.ascontiguousarray(x, dtype=np.float64)
-    if qc is None:
-        return _sum_count(x, zi, nz)
+    if qc is None:  # no flags: a zero-stride view of 0, no allocation
+        return _sum_count_qc(x, np.broadcast_to(np.uint8(0), x.shape), np.uint8(0), zi, nz)
     return _sum_count_qc(x, np.ascontiguousarray(qc, dtype=np.uint8), np.uint8(bad), zi, nz)
 
 
