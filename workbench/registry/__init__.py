@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -51,13 +52,18 @@ class RegistryError(ValueError):
     """A registry file breaks its schema."""
 
 
-def load_yaml(name: str) -> dict[str, Any]:
-    """Read one YAML file shipped in ``workbench/registry``."""
+@lru_cache(maxsize=None)
+def _parsed(name: str) -> dict[str, Any]:
     text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise RegistryError(f"registry/{name}: expected a mapping at the top level.")
     return data
+
+
+def load_yaml(name: str) -> dict[str, Any]:
+    """One YAML file shipped in ``workbench/registry`` (parsed once per process; a fresh copy)."""
+    return copy.deepcopy(_parsed(name))
 
 
 def _check(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
