@@ -88,6 +88,20 @@ def test_backlog_is_lindley_queue():
     np.testing.assert_allclose(got[0], want)
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_backlog_is_the_queue_at_each_period_end(chunked):
+    """Daily backlog = the queue at the last step of each day, gaps in the arrivals included."""
+    t = pd.date_range("2026-01-05", periods=96 * 3, freq="15min")
+    rng = np.random.default_rng(3)
+    a = rng.gamma(2.0, 1.0, (2, t.size))
+    a[0, 95] = a[1, 100:300] = np.nan  # a gap at a day's last step and one over a whole day
+    x = xr.DataArray(a, dims=("zone", "time"), coords={"time": t})
+    got = FORMULAS["backlog"](x.chunk({"zone": 1}) if chunked else x, freq="1D")
+    queue = pd.DataFrame(_backlog_kernel(a * 0.25, 1.2).T, index=t)
+    want = queue.groupby(t.normalize()).nth(-1)
+    np.testing.assert_allclose(got.transpose("time", "zone").values, want.to_numpy(), atol=1e-12)
+
+
 def test_water_leak_raises_night_flow_ratio():
     """An event-free twin has a lower night-flow ratio in leak zone-days than the city with events."""
     from workbench.synth import ground_truth, make_city
