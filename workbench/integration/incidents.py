@@ -152,6 +152,16 @@ def _threshold(kind: str) -> float:
     }[kind]
 
 
+def _evidence_fields(an: pd.DataFrame) -> dict[str, list]:
+    """Per anomaly, the fields an incident's evidence lists (same strings as ``str(value)``)."""
+    n = len(an)
+    var = an["variable"] if "variable" in an else pd.Series([""] * n)
+    score = an["score"] if "score" in an else pd.Series([np.nan] * n)
+    return {"sensor": [str(v) for v in an["sensor"]], "system": [str(v) for v in an["system"]],
+            "variable": [str(v) for v in var], "start": [str(v) for v in an["start"]],
+            "end": [str(v) for v in an["end"]], "score": [float(v) for v in score]}
+
+
 def _alone(an: pd.DataFrame) -> pd.DataFrame:
     """Anomalies no other sensor of the same zone and system shares in time (single-sensor)."""
     if an.empty:
@@ -167,22 +177,36 @@ def _alone(an: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_sensor_evidence(inc: pd.DataFrame, anomalies: pd.DataFrame) -> pd.DataFrame:
-    """Attach sensor anomalies to the incident they fall in; the rest become sensor_fault."""
+    """Attach sensor anomalies to the incident they fall in; the rest become sensor_fault.
+
+    The anomaly columns are turned into numpy arrays (and the evidence fields into strings)
+    once, and each zone's rows are found once: per incident only that zone's rows are tested.
+    """
     an = anomalies.reset_index(drop=True).copy()
     an["start"] = pd.to_datetime(an["start"])
     an["end"] = pd.to_datetime(an["end"])
     explained = np.zeros(len(an), dtype=bool)
     inc = inc.copy()
-    for i, row in inc.iterrows():
-        hit = (an["zone"].astype(str) == row["zone"]) & (an["start"] <= row["end"]) & (an["end"] >= row["start"])
-        hit &= an["system"].isin(KIND_SYSTEMS.get(row["kind"], ()))
-        if hit.any():
-            explained |= hit.to_numpy()
-            ev = json.loads(row["evidence"])
-            for a in an[hit].head(50).itertuples():
-                ev.append({"sensor": str(a.sensor), "system": str(a.system), "variable": str(getattr(a, "variable", "")),
-                           "start": str(a.start), "end": str(a.end), "score": float(getattr(a, "score", np.nan))})
-            inc.at[i, "evidence"] = json.dumps(ev)
+    zone = an["zone"].astype(str).to_numpy(dtype=object)
+    start, end = an["start"].to_numpy(), an["end"].to_numpy()
+    rows_of = {str(z): np.flatnonzero(zone == z) for z in pd.unique(zone)}
+    in_kind: dict[str, np.ndarray] = {}
+    fields = None
+    for i, kind, z, s, e, evid in zip(inc.index, inc["kind"], inc["zone"], inc["start"], inc["end"], inc["evidence"]):
+        idx = rows_of.get(str(z))
+        if idx is None or not len(idx):
+            continue
+        if kind not in in_kind:
+            in_kind[kind] = an["system"].isin(KIND_SYSTEMS.get(kind, ())).to_numpy()
+        idx = idx[(start[idx] <= np.datetime64(pd.Timestamp(e))) & (end[idx] >= np.datetime64(pd.Timestamp(s))) & in_kind[kind][idx]]
+        if not len(idx):
+            continue
+        explained[idx] = True
+        if fields is None:  # the evidence fields, as strings, for every anomaly (once)
+            fields = _evidence_fields(an)
+        ev = json.loads(evid)
+        ev.extend({k: col[j] for k, col in fields.items()} for j in idx[:50])
+        inc.at[i, "evidence"] = json.dumps(ev)
     rest = _alone(an[~explained])
     faults = []
     for (sensor, system, zone), grp in rest.groupby(["sensor", "system", "zone"], sort=True):

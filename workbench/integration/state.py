@@ -71,9 +71,27 @@ def _kpis(city: xr.DataTree, zonal: dict[str, xr.Dataset], *, kpi_freq: str, tim
                  "threshold_critical": k["thresholds"]["critical"], "formula": k["formula"], "kpi_id": kid,
                  "source": f"/{k['system']}/{k['variable']}", "kpi_period": kpi_freq,
                  "cell_methods": f"time: {k['formula']} (interval: {kpi_freq}; each step carries its period's value)"}
-        val = val.transpose("zone", "time").reindex(time=time, method="ffill")
-        out[kid] = val.assign_attrs(attrs)
+        out[kid] = _carry_forward(val.transpose("zone", "time"), time).assign_attrs(attrs)
     return out
+
+
+def _take_last(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    out = np.take(np.asarray(x, dtype=np.float64), np.maximum(pos, 0), axis=-1)
+    out[..., pos < 0] = np.nan
+    return out
+
+
+def _carry_forward(val: xr.DataArray, time: xr.DataArray) -> xr.DataArray:
+    """``val.reindex(time=time, method="ffill")`` as one task per zone chunk: a dask reindex
+    of a period series onto a finer axis makes a gather per output chunk (hundreds of tasks
+    per KPI), while the KPI (zones × periods) is small enough for one time chunk."""
+    pos = pd.DatetimeIndex(val.indexes["time"]).get_indexer(pd.DatetimeIndex(time.to_numpy()), method="ffill")
+    if val.chunks is not None:
+        val = val.chunk({"time": -1})
+    out = xr.apply_ufunc(_take_last, val, kwargs={"pos": pos}, input_core_dims=[["time"]], output_core_dims=[["new_time"]],
+                         exclude_dims={"time"}, dask="parallelized", output_dtypes=[np.float64],
+                         dask_gufunc_kwargs={"output_sizes": {"new_time": len(pos)}})
+    return out.rename(new_time="time").assign_coords(time=time)
 
 
 def city_state(city: xr.DataTree, *, freq: str | None = "1h", kpi_freq: str | None = "1D") -> xr.Dataset:
