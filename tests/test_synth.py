@@ -127,6 +127,11 @@ SIGNATURES = {
     ("public_gathering", "communication"): ("data_traffic", +1),
     ("public_gathering", "transport"): ("traffic_flow", +1),
 }
+#: the spill of an event into the adjacent zones (truth rows with role="neighbour")
+NEIGHBOUR_SIGNATURES = {
+    ("traffic_incident", "transport"): ("traffic_speed", -1),
+    ("network_outage", "communication"): ("data_traffic", +1),
+}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +156,7 @@ def test_every_event_moves_its_systems_in_the_right_direction(twins):
     events, _ = ground_truth(city)
     failures, services_total = [], {}
     for e in events.itertuples():
-        var, sign = SIGNATURES[(e.kind, e.system)]
+        var, sign = (NEIGHBOUR_SIGNATURES if e.role == "neighbour" else SIGNATURES)[(e.kind, e.system)]
         with_event = _zone_window(city[e.system], var, e.zone, e.start, e.end)
         without = _zone_window(quiet[e.system], var, e.zone, e.start, e.end)
         if e.system == "services":  # Poisson counts: more requests, never fewer
@@ -167,6 +172,22 @@ def test_every_event_moves_its_systems_in_the_right_direction(twins):
             failures.append((e.kind, e.system, e.zone, round(change, 4)))
     assert not failures
     assert sum(w for w, _ in services_total.values()) > sum(wo for _, wo in services_total.values())
+
+
+def test_neighbour_rows_name_the_adjacent_zones_of_incidents_and_outages(twins):
+    city, _ = twins
+    events, _ = ground_truth(city)
+    assert set(events["role"]) == {"primary", "neighbour"}
+    nb = events[events["role"] == "neighbour"]
+    assert set(zip(nb["kind"], nb["system"])) == set(NEIGHBOUR_SIGNATURES)
+    adjacent = dict(zip(city["zones"]["zone"].values, (set(n.split()) for n in city["zones"]["neighbours"].values)))
+    primary = events[events["role"] == "primary"].drop_duplicates("event_id").set_index("event_id")
+    for e in nb.itertuples():
+        p = primary.loc[e.event_id]
+        assert e.zone in adjacent[p.zone] and e.zone != p.zone
+        assert (e.start, e.end, e.kind) == (p.start, p.end, p.kind)
+    n_adj = primary[primary["kind"].isin(["traffic_incident", "network_outage"])]["zone"].map(lambda z: len(adjacent[z])).sum()
+    assert len(nb) == n_adj  # every adjacent zone of every such event, once
 
 
 def test_outage_drops_load_and_leak_raises_night_flow_without_a_twin(twins):

@@ -4,8 +4,9 @@ An incident matches a ground-truth event when kind and zone agree and their inte
 overlap (each widened by ``tolerance``); each event and each incident is matched at most
 once (greedy, largest overlap first). Events are counted once per (event, zone) — the ground
 truth has one row per affected system. ``sensor_fault`` incidents are not events and are left
-out. Time to detect is the incident's ``detected_at`` (the step at which the causal detector
-fired) minus the event's start.
+out, and so are the truth's ``role="neighbour"`` rows (an event's spill into adjacent
+zones: an incident is named in the event's own zone). Time to detect is the incident's
+``detected_at`` (the step at which the causal detector fired) minus the event's start.
 
 Examples
 --------
@@ -31,6 +32,8 @@ _EVENT_KINDS = registry.event_kinds()
 
 
 def _events_once(events: pd.DataFrame) -> pd.DataFrame:
+    if "role" in events.columns:  # an incident is named in its own zone: spill rows are not incidents
+        events = events[events["role"] == "primary"]
     keys = ["event_id", "zone"] if "event_id" in events.columns else ["kind", "zone", "start", "end"]
     return events.drop_duplicates(keys).reset_index(drop=True)
 

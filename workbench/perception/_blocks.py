@@ -12,9 +12,10 @@ import bottleneck as bn
 import numpy as np
 
 from workbench.perception import _kernels as K
+from workbench.perception._contrast import contrast, slow_residual
 from workbench.perception._counts import poisson_scan
 
-__all__ = ["glog", "flags_block", "scores_block", "POOL_CLIP"]
+__all__ = ["glog", "flags_block", "scores_block", "residual", "slow_block", "POOL_CLIP"]
 
 #: |z| of one sensor is clipped here before the zone mean (``anomaly_pool: zone``): one sensor
 #: with an unflagged fault cannot make its zone anomalous (5 and 8 tried on seeds 100-109)
@@ -177,10 +178,22 @@ def _poisson_scores(x: np.ndarray, bad_mask: np.ndarray, *, codes: np.ndarray, s
     return z, score, effect
 
 
+def residual(x: np.ndarray, bits: np.ndarray, *, slot: np.ndarray, n_slots: int, transform: str, bad: int) -> np.ndarray:
+    """Departure of each row from its profile (median per ``slot``, flox on the block), bad readings NaN."""
+    from flox import groupby_reduce
+
+    y = glog(x, transform)
+    y[(bits & bad) != 0] = np.nan
+    with np.errstate(all="ignore"):
+        prof, _ = groupby_reduce(y, slot, func="nanmedian", expected_groups=np.arange(n_slots), axis=-1)
+        y -= np.asarray(prof)[:, slot]
+    return y
+
+
 def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.ndarray, n_slots: int, transform: str,
                  floor: float, scales: tuple[int, ...], effect_window: int, flag_params: dict | None = None,
                  bad: int = 0, direction: str = "both", model: str = "robust", pool: str = "sensor",
-                 steps_per_hour: int = 4, gain: float = 1.0) -> tuple[np.ndarray, ...]:
+                 steps_per_hour: int = 4, gain: float = 1.0, contrast_window: int = 0) -> tuple[np.ndarray, ...]:
     """Robust z, scan score and effect (float32) of a block, and its flags when none are given.
 
     The profile is each row's median per ``slot`` (flox ``groupby_reduce`` on the block: one
@@ -191,22 +204,20 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
     takes the effect from the zone's median residual; ``"both"`` keeps the stronger of the
     sensor's and the zone's scan. ``model="poisson"`` (counts) uses :func:`_poisson_scores`.
     The score is multiplied by ``gain`` (the detector's threshold over the variable's own
-    ``anomaly_threshold``), so one threshold serves every variable.
+    ``anomaly_threshold``), so one threshold serves every variable. With ``contrast_window``
+    (and ``pool="zone"``) the second array after ``x`` is the city's background slow residual
+    (:func:`slow_block`, reduced over the city) and a zone's
+    departure from it (:func:`~workbench.perception._contrast.contrast`) replaces the score
+    and effect where it is the stronger of the two.
     """
-    from flox import groupby_reduce
-
     x = np.asarray(x, dtype=np.float64)
     bits = np.asarray(qc[0]) if qc else flags_block(x, codes=codes, **(flag_params or {}))
     if model == "poisson":
         z, score, effect = _poisson_scores(x, (bits & bad) != 0, codes=codes, slot=slot, steps_per_hour=steps_per_hour,
                                            scales=scales, effect_window=effect_window)
     else:
-        y = glog(x, transform)
-        y[(bits & bad) != 0] = np.nan
+        r = residual(x, bits, slot=slot, n_slots=n_slots, transform=transform, bad=bad)
         with np.errstate(all="ignore"):
-            prof, _ = groupby_reduce(y, slot, func="nanmedian", expected_groups=np.arange(n_slots), axis=-1)
-            r = y - np.asarray(prof)[:, slot]
-            del y, prof
             z = r / np.fmax(K.row_mad(r), floor)
         if pool == "sensor":
             score = K.scan_max(z, scales)
@@ -222,6 +233,12 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
             rbar = _zone_reduce(r, inv, len(zones), "median")
             effect = np.where(valid, K.centered_median(rbar, effect_window,
                                                        min_count=max(1, effect_window // 2))[inv], np.nan)
+            if contrast_window and len(qc) > 1:  # a zone against the city's least departing zone
+                cs, ce = contrast(rbar, np.asarray(qc[1][0], dtype=np.float64), window=contrast_window, floor=floor)
+                cs, ce = cs[inv], ce[inv]
+                take = valid & (np.abs(cs) > np.abs(np.nan_to_num(score)))
+                score = np.where(take, cs, score)
+                effect = np.where(take, ce, effect)
     score = (score * gain).astype(np.float32)
     effect = effect.astype(np.float32)
     if direction != "both":  # only departures of the given sign can be events (registry anomaly_direction)
@@ -229,3 +246,14 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
         score = np.where(keep | np.isnan(score), score, np.float32(0.0))
     out = (z.astype(np.float32), score, effect)
     return out if qc else (bits, *out)
+
+
+def slow_block(x: np.ndarray, qc: np.ndarray, *, codes: np.ndarray, slot: np.ndarray, n_slots: int, transform: str,
+               bad: int, window: int) -> np.ndarray:
+    """Each row's zone's slow residual (float32): the centred ``window``-step moving median of the
+    zone's median departure from the profile (the input of the city background, see
+    :func:`~workbench.perception._contrast.contrast`)."""
+    r = residual(np.asarray(x, dtype=np.float64), np.asarray(qc), slot=slot, n_slots=n_slots, transform=transform, bad=bad)
+    zones, inv = _zone_index(codes)
+    rbar = _zone_reduce(r, inv, len(zones), "median")
+    return slow_residual(rbar, window)[inv].astype(np.float32)

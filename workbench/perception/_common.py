@@ -25,7 +25,8 @@ __all__ = [
 QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_alpha", "spike_z", "spike_window",
                 "drift_fraction", "drift_hours", "drift_min_hours", "min_buddies", "valid_min", "valid_max",
                 "qc_transform", "qc_floor", "anomaly_min_effect", "spike_own_z",
-                "anomaly_direction", "anomaly_model", "anomaly_pool", "anomaly_threshold", "anomaly_scan_hours")
+                "anomaly_direction", "anomaly_model", "anomaly_pool", "anomaly_threshold", "anomaly_scan_hours",
+                "anomaly_contrast_hours")
 
 
 @lru_cache(maxsize=1)
@@ -48,6 +49,7 @@ def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dic
     out.setdefault("anomaly_pool", "sensor")
     out.setdefault("anomaly_threshold", None)
     out.setdefault("anomaly_scan_hours", None)
+    out.setdefault("anomaly_contrast_hours", None)
     for key in QUALITY_KEYS:
         if key in v:
             out[key] = v[key]

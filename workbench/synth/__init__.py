@@ -8,8 +8,9 @@ Physics, event signatures and fault rates follow ``REFERENCE_CITY.md``; the coup
 listed in :data:`COUPLINGS` and in the city's ``couplings`` attribute. Departures, on
 purpose: a city of 7 days or more has at least one heatwave; a heatwave's load and water
 effects are applied directly (the temperature coupling uses the temperature without the
-heatwave), so they show whatever the season; network-outage neighbour effects are in the
-data but not in the ground truth.
+heatwave), so they show whatever the season. Traffic incidents and network outages spill into
+the adjacent zones (queues, handed-over phones); the ground truth names those zones too, as
+``role="neighbour"`` rows of the same event (incident scoring counts only ``"primary"`` rows).
 
 Examples
 --------
@@ -204,8 +205,11 @@ def ground_truth(city: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
     events, faults : pandas.DataFrame
         Columns ``kind, system, zone, sensor, start, end, severity`` (end inclusive).
         Events: one row per event, zone and affected system (``sensor`` empty), plus
-        ``event_id``; severity is the effect on the event's primary signal (e.g. the
-        fraction by which an outage drops load). Faults: one row per sensor fault, plus
+        ``event_id`` and ``role`` (``"primary"``: the event's zone; ``"neighbour"``: an
+        adjacent zone its effect spills into — transport for traffic incidents,
+        communication for network outages); severity is the effect on the event's primary
+        signal (e.g. the fraction by which an outage drops load; for a neighbour row the
+        spill's size: half the speed drop, the +10-30 % traffic rise). Faults: one row per sensor fault, plus
         ``variable`` (empty when the whole sensor dropped out); severity is the spike size
         in noise units, the drift fraction, or 1.
     """

@@ -50,6 +50,13 @@ _SEVERITY = {
     "traffic_incident": (0.30, 0.60),  # speed drop
     "public_gathering": (1.00, 3.00),  # footfall increase
 }
+#: events whose effect spreads to the adjacent zones (``_signals._fields`` ``<kind>_nb``): the
+#: systems it moves there and the spill's size as a multiple of the event's own severity
+#: (queues spread at half the speed drop; neighbouring cells carry +10-30 % more traffic)
+_NEIGHBOUR_SPILL = {
+    "traffic_incident": (("transport",), lambda u: 0.5 * (0.30 + 0.30 * u)),
+    "network_outage": (("communication",), lambda u: 0.10 + 0.20 * u),
+}
 _FAULT_VARS_EXCLUDED = {"rainfall", "service_requests"}
 
 _PREFIX = {
@@ -301,20 +308,32 @@ class World:
 
     # -- ground truth ------------------------------------------------------------------
     def truth(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(events, faults) with columns kind, system, zone, sensor, start, end, severity."""
+        """(events, faults) with columns kind, system, zone, sensor, start, end, severity.
+
+        Events also carry ``event_id`` and ``role``: ``"primary"`` for the event's own zone,
+        ``"neighbour"`` for an adjacent zone its effect spills into (traffic incidents:
+        transport; network outages: communication), same ``event_id``.
+        """
         cols = ["kind", "system", "zone", "sensor", "start", "end", "severity"]
         rows = []
         n_t = len(self.time)
         edge = 60 // self.step_minutes  # traffic moves in the hour before and after a gathering
+        es = self.params.event_scale
         for r in self.events.itertuples():
             lo, hi = _SEVERITY[r.kind]
-            sev = self.params.event_scale * (lo + (hi - lo) * r.u)
+            sev = es * (lo + (hi - lo) * r.u)
             for system in EVENT_SYSTEMS[r.kind]:
                 t0, t1 = r.t0, r.t1
                 if r.kind == "public_gathering" and system == "transport":
                     t0, t1 = max(0, t0 - edge), min(n_t - 1, t1 + edge)
-                rows.append((r.kind, system, self.zone_ids[r.zone_idx], "", self.time[t0], self.time[t1], sev, r.event_id))
-        events = pd.DataFrame(rows, columns=[*cols, "event_id"])
+                rows.append((r.kind, system, self.zone_ids[r.zone_idx], "", self.time[t0], self.time[t1], sev, r.event_id, "primary"))
+            if r.kind in _NEIGHBOUR_SPILL:  # the spill is in the data, so it is in the truth
+                systems, size = _NEIGHBOUR_SPILL[r.kind]
+                for nb in self.neighbours[r.zone_idx]:
+                    for system in systems:
+                        rows.append((r.kind, system, self.zone_ids[nb], "", self.time[r.t0], self.time[r.t1], es * size(r.u),
+                                     r.event_id, "neighbour"))
+        events = pd.DataFrame(rows, columns=[*cols, "event_id", "role"])
         frows = []
         for f in self.faults.itertuples():
             sens = self.sensors[f.system].iloc[f.sensor_idx]
