@@ -16,12 +16,18 @@ pytestmark = pytest.mark.browser
 APPS = ["00_overview", "01_perception", "02_analysis", "03_integration"]
 FIXTURE = Path(__file__).resolve().parents[2] / "datasets" / "fixtures" / "longform.csv"
 
+# every drawn time-series curve (the series panel: one MultiLine, one line per label) as [t0, t1]
 JS_CURVES = """() => { const out = [];
   for (const m of Bokeh.documents[0].all_models) {
-    if (m.type === "GlyphRenderer" && m.glyph.type === "Line" && m.visible) {
-      const d = m.data_source.data; if (d.time !== undefined) out.push([Math.min(...d.time), Math.max(...d.time)]);
+    if (m.type === "GlyphRenderer" && m.glyph.type === "MultiLine" && m.visible) {
+      const d = m.data_source.data; if (d.label === undefined || !m.data_source.data.xs.length) continue;
+      for (const xs of d.xs) { if (xs.length) out.push([Math.min(...xs), Math.max(...xs)]); }
     } }
   return out; }"""
+JS_SERIES_LABELS = """() => { for (const m of Bokeh.documents[0].all_models) {
+    if (m.type === "GlyphRenderer" && m.glyph.type === "MultiLine" && m.data_source.data.label !== undefined
+        && m.data_source.data.xs.some(x => x.length && x[0] > 1e12)) return [...m.data_source.data.label]; }
+  return []; }"""
 
 
 def select(page, label: str, option_label: str) -> None:
@@ -53,12 +59,13 @@ def test_every_page_loads_without_console_errors(page, server, app):
 def test_zone_choice_filters_the_series(page, server):
     open_app(page, f"{server}/01_perception")
     assert any("all zones" in t for t in titles(page))
-    n_all = len(page.evaluate(JS_CURVES))
+    zones = page.evaluate(JS_SERIES_LABELS)
+    assert "Z03" in zones  # one curve per district
     select(page, "Zone", "Z03 · Riverside")
     wait_title(page, "Z03 · Riverside")
     wait_idle(page)
-    n_zone = len(page.evaluate(JS_CURVES))
-    assert 0 < n_zone < n_all  # the zone's few sensors instead of one curve per district
+    sensors = page.evaluate(JS_SERIES_LABELS)
+    assert 0 < len(sensors) < len(zones) and not set(sensors) & set(zones)  # the zone's own sensors
 
 
 def test_system_choice_updates_every_plot(page, server):
@@ -134,3 +141,19 @@ def test_login_with_the_right_password_opens_the_app(page, auth_server):
     assert "/login" not in page.url
     open_app(page, f"{auth_server}/01_perception", timeout=120_000)  # the session cookie now opens it
     assert titles(page)
+
+
+def test_analysis_zone_choice_draws_its_forecast_and_profile(page, server):
+    open_app(page, f"{server}/02_analysis", timeout=120_000)
+    assert any(t.startswith("Choose a district") for t in titles(page))
+    select(page, "Zone", "Z05 · Market")
+    wait_title(page, "One day ahead — Z05")
+    wait_idle(page)
+    drawn = page.evaluate("""() => { const out = {band: 0, thick: []};
+      for (const m of Bokeh.documents[0].all_models) {
+        if (m.type === "GlyphRenderer" && m.glyph.type === "VArea") out.band += m.data_source.data.x.length;
+        if (m.type === "GlyphRenderer" && m.glyph.type === "MultiLine" && m.data_source.data.width !== undefined) {
+          const d = m.data_source.data; d.label.forEach((l, i) => { if (d.width[i] > 2) out.thick.push(l); }); } }
+      return out; }""")
+    assert drawn["band"] > 0            # the forecast's interval is drawn
+    assert "Z05" in drawn["thick"]      # the profile draws the chosen district thick

@@ -1,30 +1,42 @@
 """What the three views share: the state, the linked map, the zone series, error display.
 
-The map and the series are :class:`holoviews.DynamicMap` objects bound to the state's
-parameters, so a change re-renders the data of the existing Bokeh plot instead of
-rebuilding the layout (PERFORMANCE.md pitfall 12). Tapping a district on the map sets
-``state.zone``; the Zone select box is bound to the same parameter, so both stay in step.
+The map and the series are Bokeh figures built once per view (:mod:`workbench.apps._figures`);
+a change of the state pushes new data into them in place (PERFORMANCE.md pitfall 12), and
+what is drawn comes ready-made from the per-process caches (:mod:`workbench.apps.data`,
+:mod:`workbench.apps.stages`), so a zone change is a dictionary lookup and a small data
+patch. Tapping a district on the map sets ``state.zone``; the Zone select box is bound to
+the same parameter, so both stay in step.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
 
-from workbench.apps import _data, data, plots, stages
+from workbench.apps import _data, _figures, data, stages
 from workbench.apps.state import CityState
 
 __all__ = ["CityView"]
 
 log = logging.getLogger(__name__)
 
+DATA = frozenset({"dataset", "system", "variable", "time_window"})
+
+
+def _served() -> bool:
+    return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+
 
 class CityView(pn.viewable.Viewer):
-    """Base of the views: a :class:`CityState`, a linked map and a zone series."""
+    """Base of the views: a :class:`CityState`, a linked map and a zone series.
+
+    Subclasses add ``(draw, parameters)`` pairs to :meth:`parts`; :meth:`refresh` runs the
+    draws whose parameters changed.
+    """
 
     state = param.ClassSelector(class_=CityState, doc="The shared state (a new one when omitted).")
 
@@ -35,124 +47,120 @@ class CityView(pn.viewable.Viewer):
             params["state"] = CityState()
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        polys = hv.DynamicMap(pn.bind(self._guard(self._map, plots.empty_plot), dataset=self.state.param.dataset,
-                                      system=self.state.param.system, variable=self.state.param.variable,
-                                      window=self.state.param.time_window))
-        outline = hv.DynamicMap(pn.bind(self._guard(self._outline, lambda: hv.Path([])),
-                                        dataset=self.state.param.dataset, zone=self.state.param.zone))
-        points = hv.DynamicMap(pn.bind(self._guard(self._points, lambda: hv.Points([])),
-                                       dataset=self.state.param.dataset, system=self.state.param.system))
-        self._tap = hv.streams.Selection1D(source=polys)
-        self._tap.param.watch(self._on_tap, "index")
-        self.map = polys * outline * points
-        series = hv.DynamicMap(pn.bind(self._guard(self._series, plots.empty_plot),
-                                       dataset=self.state.param.dataset, system=self.state.param.system,
-                                       variable=self.state.param.variable, zone=self.state.param.zone,
-                                       window=self.state.param.time_window))
-        self.series = series
+        polys = _data.zone_polygons(self.state.city)
+        fw, fh = _figures.map_size(polys)
+        self.map = _figures.ZoneMap(polys, frame_width=fw, frame_height=fh)
+        self.map.on_tap(self._on_tap)
+        self.series = _figures.Lines(height=300)
+        self._layouts: list = []
+        self._bokeh: list = []
+        self.refresh()
+        self.state.param.watch(self._changed, ["dataset", "system", "variable", "zone", "time_window"])
 
-    # -- error display ---------------------------------------------------------------------
-    def _guard(self, fn, fallback):
-        """Run ``fn``; on failure show one readable sentence in the alert and draw ``fallback``."""
-        def wrapped(*args, **kwargs):
-            try:
-                out = fn(*args, **kwargs)
-            except Exception as exc:  # the app's boundary: show it, log the traceback
-                log.exception("%s failed", getattr(fn, "__name__", "view"))
-                self.show_error(exc)
-                return fallback()
-            return out
-        wrapped.__name__ = getattr(fn, "__name__", "wrapped")
-        return wrapped
+    # -- drawing ---------------------------------------------------------------------------
+    def parts(self) -> list:
+        """``(draw, parameters)``: what to redraw when one of ``parameters`` changes (in order)."""
+        return [(self._draw_polygons, {"dataset"}), (self._draw_map, DATA), (self._draw_points, {"dataset", "system"}),
+                (self._draw_outline, {"dataset", "zone"}), (self._draw_series, DATA | {"zone"})]
 
-    def show_error(self, exc: BaseException | str) -> None:
-        """Show a failure as a readable message above the view."""
-        text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-        self.alert.object = f"**Something went wrong.** {text}"
-        self.alert.visible = True
+    def _changed(self, *events) -> None:
+        changed = {e.name for e in events}
+        if changed <= {"zone"}:  # a lookup and a small patch: no loading indicator
+            self.refresh(changed)
+            return
+        with pn.param.set_values(*self._layouts, loading=True) if self._layouts else nullcontext():
+            self.refresh(changed)
 
-    def clear_error(self) -> None:
-        self.alert.visible = False
+    def refresh(self, changed: set | None = None) -> None:
+        """Redraw the parts depending on ``changed`` parameters (every part when ``None``)."""
+        self.clear_error()
+        for draw, deps in self.parts():
+            if changed is None or changed & deps:
+                try:
+                    draw()
+                except stages.StageMissing as exc:
+                    self.show_error(str(exc), kind="info")
+                except Exception as exc:  # the app's boundary: show it, log the traceback
+                    log.exception("%s failed", draw.__name__)
+                    self.show_error(exc)
+        if self._bokeh and not _served():  # in a notebook, in-place changes are pushed by hand
+            pn.io.push_notebook(*self._bokeh)
 
-    def stage_pane(self, fn, **deps) -> pn.viewable.Viewable:
-        """A pane showing ``fn(**deps)`` (re-run when a dependency changes) with a loading
-        indicator; a missing stage shows a note, a failure one readable sentence."""
-        def run(**kw):
-            try:
-                return fn(**kw)
-            except stages.StageMissing as exc:
-                return pn.pane.Alert(str(exc), alert_type="info")
-            except Exception as exc:  # the app's boundary: show it, log the traceback
-                log.exception("%s failed", getattr(fn, "__name__", "stage"))
-                return pn.pane.Alert(f"**{getattr(fn, '__doc__', '') or 'This panel'} could not be computed.** "
-                                     f"{type(exc).__name__}: {exc}", alert_type="danger")
-        return pn.panel(pn.bind(run, **deps), loading_indicator=True, sizing_mode="stretch_width")
+    def _draw_polygons(self):
+        self.map.set_polygons(_data.zone_polygons(self.state.city))
 
-    # -- the linked map --------------------------------------------------------------------
+    def _draw_map(self):
+        s = self.state
+        if s.variable is None:
+            self.map.set_values(pd.Series(dtype=float), label="", title="no variable")
+            return
+        values, label = self.zone_values(s.dataset, s.system, s.variable, data.key(s.window))
+        self.map.set_values(values, label=label, title=f"{label} — tap a district")
+
+    def _draw_points(self):
+        self.map.set_points(_data.sensor_table(self.state.city, self.state.system))
+
+    def _draw_outline(self):
+        self.map.set_zone(self.state.zone)
+
+    def _draw_series(self):
+        s = self.state
+        if s.variable is None:
+            self.series.update({}, title="no variable")
+            return
+        label = _data.label_of(s.variable)
+        curves = data.zone_series(s.dataset, s.system, s.variable, data.key(s.window))
+        title = f"{label} by district — all zones" if s.zone == _data.ALL else f"{label} — {s.zone_label()}"
+        self.series.update(curves.get(s.zone, {}), title=title, ylabel=label)
+
     def zone_values(self, dataset, system, variable, window) -> tuple[pd.Series, str]:
         """The number per zone that colours the map: the mean of the zone series over the window."""
         frame = data.zone_frame(dataset, system, variable).loc[window[0]:window[1]]
         return frame.mean(), f"mean {_data.label_of(variable)}"
 
-    def _map(self, dataset, system, variable, window):
-        if variable is None:
-            return plots.empty_plot("no variable")
-        values, label = self.zone_values(dataset, system, variable, window)
-        polys = _data.zone_polygons(data.city(dataset))
-        return plots.zone_shapes(polys, values=values, value_label="value",
-                                 title=f"{label} — tap a district").opts(clabel=label)
-
-    def _outline(self, dataset, zone):
-        polys = [p for p in _data.zone_polygons(data.city(dataset)) if p["zone"] == zone]
-        return hv.Path(polys, kdims=["x", "y"]).opts(color=plots.HIGHLIGHT, line_width=3)
-
-    def _points(self, dataset, system):
-        sensors = _data.sensor_table(data.city(dataset), system)
-        return hv.Points(sensors, kdims=["lon", "lat"], vdims=["sensor", "zone"]).opts(
-            color="black", size=4, tools=["hover"])
-
-    def _on_tap(self, event):
-        polys = _data.zone_polygons(self.state.city)
-        if event.new:
-            zone = polys[event.new[0]]["zone"]
-            if zone in self.state.param.zone.objects:
-                self.state.zone = zone
-        else:
+    def _on_tap(self, zone: str | None) -> None:
+        if zone is None:
             self.state.zone = _data.ALL
+        elif zone in self.state.param.zone.objects:
+            self.state.zone = zone
 
-    # -- the zone series -------------------------------------------------------------------
-    def _series(self, dataset, system, variable, zone, window):
-        self.clear_error()
-        if variable is None:
-            return plots.empty_plot("no variable")
-        label = _data.label_of(variable)
-        if zone == _data.ALL:
-            frame = data.zone_frame(dataset, system, variable).loc[window[0]:window[1]]
-            title, key = f"{label} by district — all zones", "zone"
-        else:
-            frame = _data.sensor_frame(data.city(dataset), system, variable, zone=zone, window=window)
-            title, key = f"{label} — {self.state.zone_label()}", "sensor"
-        return plots.series_plot(frame, title=title, ylabel=label, label=key)
+    # -- error display ---------------------------------------------------------------------
+    def show_error(self, exc: BaseException | str, kind: str = "danger") -> None:
+        """Show a failure as a readable message above the view."""
+        text = exc if isinstance(exc, str) else f"**Something went wrong.** {type(exc).__name__}: {exc}"
+        self.alert.param.update(object=text, alert_type=kind, visible=True)
+
+    def clear_error(self) -> None:
+        if self.alert.visible:
+            self.alert.visible = False
 
     # -- layout ----------------------------------------------------------------------------
+    def bokeh(self, fig, **kw) -> pn.pane.Bokeh:
+        """A pane of one of this view's figures (remembered, to push in-place changes in a notebook)."""
+        pane = pn.pane.Bokeh(fig, **kw)
+        self._bokeh.append(pane)
+        return pane
+
     def sidebar(self) -> pn.Column:
         return self.state.controls()
 
     def main(self) -> list:
-        return [pn.pane.HoloViews(self.map, sizing_mode="fixed"),
-                pn.pane.HoloViews(self.series, sizing_mode="stretch_width")]
+        return [self.bokeh(self.map.figure, sizing_mode="fixed"),
+                self.bokeh(self.series.figure, sizing_mode="stretch_width")]
+
+    def _body(self) -> pn.Column:
+        body = pn.Column(self.alert, *self.main(), sizing_mode="stretch_width")
+        self._layouts.append(body)
+        return body
 
     def page(self, title: str | None = None) -> pn.template.BaseTemplate:
         """The view as a served page: the controls in a sidebar, the panels in the main area."""
         from workbench.apps.layout import page
 
         self.state.sync_url()
-        return page(title or f"Smart City Workbench — {self.title}",
-                    [pn.Column(self.alert, *self.main(), sizing_mode="stretch_width")], [self.sidebar()])
+        return page(title or f"Smart City Workbench — {self.title}", [self._body()], [self.sidebar()])
 
     def __panel__(self):
-        return pn.Row(
-            pn.Column(f"## {self.title}", self.sidebar(), width=320),
-            pn.Column(self.alert, *self.main(), sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
-        )
+        return pn.Row(pn.Column(f"## {self.title}", self.sidebar(), width=320), self._body(),
+                      sizing_mode="stretch_width")
+

@@ -29,6 +29,7 @@ __all__ = [
     "label_of",
     "time_bounds",
     "minmax",
+    "block_mean",
 ]
 
 #: the zone selector's value meaning "every zone"
@@ -210,3 +211,22 @@ def minmax(frame: pd.DataFrame, n_bins: int = 600) -> dict[str, tuple[np.ndarray
         r = rows[:, j]
         out[str(c)] = (t[r], v[r, j])
     return out
+
+
+def block_mean(values: np.ndarray, n: int, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Means of ``values`` over equal runs along ``axis`` so at most ``n`` remain (NaNs ignored).
+
+    Returns ``(means, starts)``: the binned array and the index where each run starts.
+    """
+    v = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
+    m = v.shape[-1]
+    size = max(1, -(-m // n))
+    nb = -(-m // size)
+    pad = nb * size - m
+    if pad:
+        v = np.concatenate([v, np.full(v.shape[:-1] + (pad,), np.nan)], axis=-1)
+    blocks = v.reshape(v.shape[:-1] + (nb, size))
+    with np.errstate(invalid="ignore"):
+        counts = np.isfinite(blocks).sum(-1)
+        means = np.where(counts > 0, np.nansum(blocks, -1) / np.maximum(counts, 1), np.nan)
+    return np.moveaxis(means, -1, axis), np.arange(nb) * size

@@ -20,7 +20,16 @@ import xarray as xr
 from workbench.apps import _data
 from workbench.io.catalog import load_catalog, open_city
 
-__all__ = ["city", "city_names", "zone_frame", "sensor_matrix", "zone_labels"]
+__all__ = ["city", "city_names", "zone_frame", "sensor_matrix", "zone_labels", "zone_series", "matrix_image",
+           "key"]
+
+#: points per curve (min-max: two per bin) and columns per raster that reach the browser
+N_BINS, RASTER_COLUMNS, RASTER_ROWS = 600, 1200, 400
+
+
+def key(window) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """A time window as a hashable cache key."""
+    return pd.Timestamp(window[0]), pd.Timestamp(window[1])
 
 
 def city_names() -> dict[str, str]:
@@ -61,3 +70,32 @@ def zone_labels(name: str) -> dict[str, str]:
     zt = _data.zone_table(city(name))
     names = zt["zone_name"] if "zone_name" in zt else zt["zone"]
     return {"All zones": _data.ALL, **{f"{z} · {n}": z for z, n in zip(zt["zone"], names)}}
+
+
+@pn.cache(max_items=64)
+def zone_series(name: str, system: str, var: str, window: tuple) -> dict[str, dict]:
+    """Every curve the series panel can show in ``window``, min-max downsampled, by zone:
+    ``{"all": {zone: (t, y)}, "Z01": {sensor: (t, y)}, ...}``.
+
+    Computed once per (dataset, system, variable, window) for every zone at once, so a zone
+    change is a dictionary lookup.
+    """
+    lo, hi = key(window)
+    out = {_data.ALL: _data.minmax(zone_frame(name, system, var).loc[lo:hi], N_BINS)}
+    raw = _data.sensor_frame(city(name), system, var, window=(lo, hi))
+    zones = _data.sensor_table(city(name), system).set_index("sensor")["zone"]
+    for zone, cols in raw.columns.groupby(zones.reindex(raw.columns).to_numpy()).items():
+        out[str(zone)] = _data.minmax(raw[cols], N_BINS)
+    return out
+
+
+@pn.cache(max_items=32)
+def matrix_image(name: str, system: str, var: str, window: tuple) -> tuple:
+    """The sensor × time matrix of ``window`` binned to at most ``RASTER_ROWS`` × ``RASTER_COLUMNS``
+    (means): ``(times, values, row labels)``."""
+    lo, hi = key(window)
+    m = sensor_matrix(name, system, var).sel(time=slice(lo, hi))
+    values, cols = _data.block_mean(m.values, RASTER_COLUMNS, axis=1)
+    values, rows = _data.block_mean(values, RASTER_ROWS, axis=0)
+    labels = [f"{s} ({z})" for s, z in zip(m["sensor"].values[rows], m["zone"].values[rows])]
+    return m["time"].values[cols], values, labels

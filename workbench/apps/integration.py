@@ -13,15 +13,15 @@ Examples
 
 from __future__ import annotations
 
-import holoviews as hv
-import numpy as np
 import pandas as pd
 import panel as pn
 
-from workbench.apps import _data, stages
+from workbench.apps import _data, _figures, data, stages
 from workbench.apps._base import CityView
 
 __all__ = ["IntegrationView"]
+
+TABLE = {"dataset", "zone", "time_window"}
 
 
 def _in_window(table: pd.DataFrame, zone: str, window) -> pd.DataFrame:
@@ -35,17 +35,25 @@ def _in_window(table: pd.DataFrame, zone: str, window) -> pd.DataFrame:
     return t
 
 
+def _table() -> pn.Column:
+    return pn.Column(pn.pane.Markdown("", visible=False),
+                     pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width"),
+                     sizing_mode="stretch_width")
+
+
 class IntegrationView(CityView):
     """City index, incidents and alerts per district."""
 
     title = "Integration"
 
     def __init__(self, **params):
+        self.index_plot = _figures.Raster(height=300, palette="RdYlGn11", clim=(0, 100))
+        self.incidents, self.alerts = _table(), _table()
         super().__init__(**params)
-        s = self.state.param
-        self.index_plot = self.stage_pane(self._index, dataset=s.dataset, window=s.time_window)
-        self.incidents = self.stage_pane(self._incidents, dataset=s.dataset, zone=s.zone, window=s.time_window)
-        self.alerts = self.stage_pane(self._alerts, dataset=s.dataset, zone=s.zone, window=s.time_window)
+
+    def parts(self) -> list:
+        return [*super().parts(), (self._draw_index, {"dataset", "time_window"}),
+                (self._draw_incidents, TABLE), (self._draw_alerts, TABLE)]
 
     def zone_values(self, dataset, system, variable, window):
         try:
@@ -54,34 +62,33 @@ class IntegrationView(CityView):
             return super().zone_values(dataset, system, variable, window)
         return pd.Series(ix.mean("time").values, index=[str(z) for z in ix["zone"].values]), "city index (0–100)"
 
-    def _index(self, dataset, window):
-        """The city index"""
-        ix = stages.index(dataset)["index"].sel(time=slice(window[0], window[1])).transpose("zone", "time")
-        zones = [str(z) for z in ix["zone"].values]
-        img = hv.Image((ix["time"].values, np.arange(len(zones)), np.asarray(ix.values, dtype=float)),
-                       ["time", "zone"], "city index")
-        return pn.pane.HoloViews(img.opts(title="City index per district (100 = normal)", cmap="RdYlGn",
-                                          clim=(0, 100), colorbar=True, responsive=True, height=300,
-                                          tools=["hover"], yticks=list(enumerate(zones))),
-                                 sizing_mode="stretch_width")
+    def _draw_index(self):
+        lo, hi = data.key(self.state.window)
+        ix = stages.index(self.state.dataset)["index"].sel(time=slice(lo, hi)).transpose("zone", "time")
+        values, cols = _data.block_mean(ix.values, data.RASTER_COLUMNS, axis=1)
+        self.index_plot.update(ix["time"].values[cols], values, [str(z) for z in ix["zone"].values],
+                               title="City index per district (100 = normal)", clabel="city index")
 
-    def _incidents(self, dataset, zone, window):
-        """The incidents"""
-        t = _in_window(stages.incidents(dataset), zone, window)
+    def _fill(self, pane: pn.Column, table: pd.DataFrame, what: str) -> None:
+        t = _in_window(table, self.state.zone, self.state.window)
+        note, frame = pane
         if t is None or not len(t):
-            return pn.pane.Markdown("No incident in this window and district.")
-        return pn.pane.DataFrame(t.head(200), index=False, sizing_mode="stretch_width")
+            note.param.update(object=f"No {what} in this window and district.", visible=True)
+            frame.visible = False
+        else:
+            note.visible = False
+            frame.param.update(object=t.head(200), visible=True)
 
-    def _alerts(self, dataset, zone, window):
-        """The alerts"""
-        t = _in_window(stages.alerts(dataset), zone, window)
-        if t is None or not len(t):
-            return pn.pane.Markdown("No alert in this window and district.")
-        return pn.pane.DataFrame(t.head(200), index=False, sizing_mode="stretch_width")
+    def _draw_incidents(self):
+        self._fill(self.incidents, stages.incidents(self.state.dataset), "incident")
+
+    def _draw_alerts(self):
+        self._fill(self.alerts, stages.alerts(self.state.dataset), "alert")
 
     def main(self) -> list:
         return [
-            pn.Row(pn.pane.HoloViews(self.map, sizing_mode="fixed"), self.index_plot, sizing_mode="stretch_width"),
-            pn.pane.HoloViews(self.series, sizing_mode="stretch_width"),
-            pn.Tabs(("Incidents", self.incidents), ("Alerts", self.alerts), sizing_mode="stretch_width"),
+            pn.Row(self.bokeh(self.map.figure, sizing_mode="fixed"),
+                   self.bokeh(self.index_plot.figure, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            self.bokeh(self.series.figure, sizing_mode="stretch_width"),
+            pn.Tabs(("Incidents", self.incidents), ("Alerts", self.alerts), dynamic=True, sizing_mode="stretch_width"),
         ]

@@ -22,6 +22,7 @@ import xarray as xr
 
 from workbench.apps import _data
 from workbench.apps._data import ALL
+from workbench.apps._figures import map_size
 
 __all__ = ["map_size", "zone_map", "zone_shapes", "series_plot", "week_plot", "matrix_plot", "empty_plot"]
 
@@ -29,15 +30,6 @@ hv.extension("bokeh", logo=False)
 
 #: the colour of a selected zone's outline and of flagged readings
 HIGHLIGHT = "#d62728"
-
-
-def map_size(polys: list[dict], width: int = 420) -> tuple[int, int]:
-    """(frame_width, frame_height) keeping a lon/lat map's true aspect at its latitude."""
-    xs = np.concatenate([p["x"] for p in polys])
-    ys = np.concatenate([p["y"] for p in polys])
-    dx = (xs.max() - xs.min()) * np.cos(np.radians(ys.mean()))
-    dy = ys.max() - ys.min()
-    return width, int(np.clip(width * dy / max(dx, 1e-9), 150, 900))
 
 
 def zone_map(

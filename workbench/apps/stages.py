@@ -46,6 +46,7 @@ def flagged(dataset: str, system: str) -> xr.Dataset:
     return quality_flags(data.city(dataset)[system].to_dataset()).load()  # boundary: cached for every session
 
 
+@pn.cache(max_items=64)
 def quality_summary(dataset: str, system: str, variable: str, window) -> pd.DataFrame:
     """Per zone, in the window: readings, share present, and share carrying each flag."""
     (flag_names_of,) = stage("perception", "FLAG_MEANINGS")
