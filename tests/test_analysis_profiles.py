@@ -116,3 +116,35 @@ def test_profile_on_zone_series(small_city):
     # morning peak above the night minimum in every zone
     pc = p.compute()
     assert (pc.sel(hourofweek=7) > 2 * pc.sel(hourofweek=3)).all()
+
+
+@pytest.mark.parametrize("codes", ["runs", "random"])
+def test_climatology_kernels_equal_a_plain_loop(codes):
+    """Slot means and anomalies: gaps, a slot all missing, infinities, zero means, any code order."""
+    from workbench.analysis._climatology import group_anomaly, group_mean, slot_runs
+
+    rng = np.random.default_rng(7)
+    ng, nt = 12, 300
+    code = np.arange(nt) % ng if codes == "runs" else rng.integers(0, ng, nt)
+    x = rng.normal(size=(3, 2, nt)).astype(np.float32)
+    x[0, 0, ::7] = np.nan
+    x[1, 1, code == 5] = np.nan  # a slot with no reading
+    x[2, 0, 3] = np.inf
+    x[2, 1, code == 2] = 0.0  # zero mean: the ratio is NaN there
+    runs = slot_runs(code, ng)
+    want = np.full(x.shape[:-1] + (ng,), np.nan)
+    for idx in np.ndindex(*x.shape[:-1]):
+        for g in range(ng):
+            v = x[idx][code == g].astype(np.float64)
+            v = v[~np.isnan(v)]
+            if v.size:
+                want[idx + (g,)] = v.sum() / v.size
+    got = group_mean(x, runs, (3, 4))
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-12, equal_nan=True)
+    an = group_anomaly(x, runs)
+    m = np.where(want == 0, np.nan, want)[..., code]
+    with np.errstate(invalid="ignore"):  # inf - inf in the reference, as in the kernel
+        np.testing.assert_allclose(an, x - want[..., code], rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(group_anomaly(x, runs, ratio=True), x / m, rtol=1e-12, equal_nan=True)
+    with pytest.raises(ValueError, match="slot codes"):
+        slot_runs(code, 5)

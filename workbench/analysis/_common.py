@@ -51,10 +51,14 @@ def calendar_key(obj: xr.DataArray | xr.Dataset, by: str) -> tuple[xr.DataArray,
     return key, groups
 
 
+def weekend(obj: xr.DataArray | xr.Dataset) -> np.ndarray:
+    """True on Saturdays and Sundays, per time step (numpy, from the index)."""
+    return time_index(obj).day_of_week.to_numpy() >= 5
+
+
 def daytype_key(obj: xr.DataArray | xr.Dataset) -> xr.DataArray:
     """'weekday' / 'weekend' per time step."""
-    t = time_index(obj)
-    v = DAYTYPES[(t.day_of_week.to_numpy() >= 5).astype(int)]
+    v = DAYTYPES[weekend(obj).astype(int)]
     return xr.DataArray(v, dims="time", coords={"time": obj["time"]}, name="daytype")
 
 
