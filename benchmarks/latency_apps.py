@@ -1,10 +1,10 @@
 """Interaction latency of the served apps in Chromium, beside a trivial app (the floor).
 
-For the perception app (and a trivial Panel app with one select and one small plot, measured
+For the perception and analysis apps (and a trivial Panel app with one select and one small plot, measured
 in the same run as the framework floor): choose a zone in the Zone select box, as a person
 would, and time until BokehJS has drawn the new plot title on the next animation frame
 (Playwright polls on ``requestAnimationFrame``). Also times a system change and the first
-render of each app after ``--warm``. Results in ``benchmarks/results/apps_latency.json``.
+render of each app after ``--warm`` (the trivial app's first render is the floor). Results in ``benchmarks/results/apps_latency.json``.
 
 Usage: ``python benchmarks/latency_apps.py [--repeats 20]``.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import time
@@ -25,7 +26,7 @@ import _serve
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "apps_latency.json"
-APPS = ["00_overview", "01_perception", "02_analysis", "03_integration"]
+APPS = ["00_overview", "01_perception", "02_analysis", "03_integration", "_trivial_app"]
 READY = "() => window.Bokeh !== undefined && Bokeh.documents.length > 0 && Bokeh.documents[0].roots().length > 0"
 IDLE = "() => Bokeh.documents[0].is_idle !== false"
 HAS_TITLE = """(needle) => { for (const m of Bokeh.documents[0].all_models)
@@ -61,10 +62,11 @@ def main() -> None:
         raise SystemExit("latency_apps: Debian's chromium is not installed (apt-get install chromium).")
     # the views alone (workbench/apps/pages): the notebooks' own cells may compute per session
     url, proc = _serve.start("--warm", str(_serve.ROOT / "notebooks" / "00_overview.ipynb"),
-                             *[str(_serve.ROOT / "workbench" / "apps" / "pages" / f"{a}.py") for a in APPS[1:]],
+                             *[str(_serve.ROOT / "workbench" / "apps" / "pages" / f"{a}.py") for a in APPS[1:4]],
                              str(HERE / "_trivial_app.py"))
     result = {"served": "00_overview notebook + views alone (workbench/apps/pages), --warm",
-              "machine": platform.platform(), "dataset": "reference", "repeats": args.repeats}
+              "machine": platform.platform(), "cpus": os.cpu_count(), "dataset": "reference", "repeats": args.repeats,
+              "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--disable-gpu", "--disable-background-networking",
@@ -103,9 +105,19 @@ def main() -> None:
                 lat.append(timed_change(page, "System", f"Every {system} sensor", label=system))
             result["system_change_perception"] = stats(lat)
             print("system", result["system_change_perception"], flush=True)
+            page.goto(f"{url}/02_analysis")
+            page.wait_for_function(READY, timeout=120_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            options = page.locator(".bk-input-group", has=page.locator("label:text-is('Zone')")).locator("option")
+            labels = options.all_inner_texts()[1:]
+            lat = [timed_change(page, "Zone", f"One day ahead — {labels[i % len(labels)].split(' ')[0]}",
+                                label=labels[i % len(labels)]) for i in range(args.repeats)]
+            result["zone_change_analysis"] = stats(lat)
+            print("analysis", result["zone_change_analysis"], flush=True)
             browser.close()
     finally:
         _serve.stop(proc)
+    result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     OUT.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

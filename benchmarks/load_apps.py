@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +75,7 @@ def main() -> None:
         raise SystemExit("load_apps: keep N ≤ 100 (bounded load test).")
     pages = _serve.ROOT / "workbench" / "apps" / "pages"
     apps = [str(pages / f"{a}.py") for a in args.apps if (pages / f"{a}.py").exists()] if args.pages else []
+    load_start = [round(x, 2) for x in os.getloadavg()]
     url, proc = _serve.start("--warm", *apps)
     rows = []
     try:
@@ -87,8 +89,10 @@ def main() -> None:
         _serve.stop(proc)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     out = OUT.with_name("apps_load_pages.json") if args.pages else OUT
-    out.write_text(json.dumps({"served": "views alone (workbench/apps/pages)" if args.pages else "notebooks", "machine": platform.platform(), "cpus": __import__("os").cpu_count(),
-                               "dataset": "reference", "results": rows}, indent=2))
+    out.write_text(json.dumps({"served": "views alone (workbench/apps/pages)" if args.pages else "notebooks",
+                               "machine": platform.platform(), "cpus": os.cpu_count(), "dataset": "reference",
+                               "load_avg_start": load_start, "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+                               "results": rows}, indent=2))
     print(f"wrote {out}")
 
 

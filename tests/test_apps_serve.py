@@ -87,3 +87,12 @@ def test_cli_refuses_to_start_without_cookie_secret(monkeypatch, capsys):
     assert main(["serve", "--basic-auth", "ana:pw"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and COOKIE_ENV in err
+
+
+def test_warm_computes_every_panel_before_serving(tmp_path):
+    cmd, _ = build_command(parse("--warm"), tmp_path, environ={})
+    assert "--warm" in cmd
+    setup = cmd[cmd.index("--setup") + 1]
+    assert setup.endswith("_warm.py") and "stages.warm" in open(setup, encoding="utf-8").read()
+    cmd, _ = build_command(parse(), tmp_path, environ={})
+    assert "--setup" not in cmd and "--warm" not in cmd

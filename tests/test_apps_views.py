@@ -135,3 +135,12 @@ def test_upload_is_read_with_its_report():
     cube, report = ingest_bytes(path.read_bytes(), path.name)
     assert report.n_in == report.n_accepted + report.n_quarantined
     assert len(report.quarantined) == report.n_quarantined
+
+
+def test_warm_fills_the_caches_a_zone_change_reads(state):
+    from workbench.apps import data, stages
+
+    took = stages.warm("reference")
+    assert set(took) >= {"energy", "water"}
+    curves = data.zone_series("reference", "water", "water_flow", data.key(state.window))
+    assert set(curves) >= {_data.ALL, "Z01"} and curves["Z01"]  # every zone, ready for a lookup

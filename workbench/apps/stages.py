@@ -17,7 +17,7 @@ import xarray as xr
 from workbench.apps import data
 
 __all__ = ["StageMissing", "stage", "flagged", "quality_summary", "zones", "profile_of", "forecast_of",
-           "state", "index", "incidents", "alerts"]
+           "state", "index", "incidents", "alerts", "warm"]
 
 
 class StageMissing(RuntimeError):
@@ -120,3 +120,38 @@ def alerts(dataset: str) -> pd.DataFrame:
     """Alerts routed to the domain that must act."""
     (respond,) = stage("integration", "respond", sub="rules")
     return respond(state(dataset), incidents(dataset), index=index(dataset))
+
+
+# -- warm-up -----------------------------------------------------------------------------------
+def warm(dataset: str = "reference") -> dict[str, float]:
+    """Compute, into the process caches, everything the views draw for ``dataset`` over its
+    whole period: per system and variable the zone series, the raster, the quality summary,
+    the profile and the forecast; the index, incidents and alerts. Run by ``workbench serve
+    --warm`` before the first session. Returns seconds per system; a missing stage is skipped.
+    """
+    import time
+
+    from workbench.apps import _data
+    from workbench.registry import SYSTEMS
+
+    city = data.city(dataset)
+    t0, t1 = _data.time_bounds(city)
+    window = data.key((t0.to_pydatetime(), t1.to_pydatetime()))
+    took = {}
+    for system in [s for s in SYSTEMS if s in city.children]:
+        start = time.perf_counter()
+        for var in _data.data_variables(city, system):
+            data.zone_series(dataset, system, var, window)
+            data.matrix_image(dataset, system, var, window)
+            for fn, args in ((quality_summary, (window,)), (profile_of, ()), (forecast_of, ())):
+                try:
+                    fn(dataset, system, var, *args)
+                except StageMissing:
+                    pass
+        took[system] = round(time.perf_counter() - start, 2)
+    for fn in (index, incidents, alerts):
+        try:
+            fn(dataset)
+        except StageMissing:
+            pass
+    return took

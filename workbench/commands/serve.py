@@ -161,8 +161,8 @@ def build_command(args: argparse.Namespace, folder: Path, environ=os.environ) ->
             cmd += ["--oauth-redirect-uri", args.oauth_redirect_uri]
         if environ.get("WORKBENCH_OAUTH_ENCRYPTION_KEY"):
             env["PANEL_OAUTH_ENCRYPTION"] = environ["WORKBENCH_OAUTH_ENCRYPTION_KEY"]
-    if args.warm:
-        cmd.append("--warm")
+    if args.warm:  # every panel of the default dataset computed once, then each app run once
+        cmd += ["--setup", str(Path(__file__).resolve().parents[1] / "apps" / "_warm.py"), "--warm"]
     if args.log_level:
         cmd += ["--log-level", args.log_level]
     return cmd, env
@@ -213,7 +213,7 @@ def register(subparsers) -> None:
     p.add_argument("--oauth-redirect-uri", metavar="URL", help="the OAuth redirect URI, when behind a proxy")
     p.add_argument("--max-upload-mb", type=float, default=20.0,
                    help="largest upload accepted, checked on the server (default 20)")
-    p.add_argument("--warm", action="store_true", help="run each app once before the first user arrives")
+    p.add_argument("--warm", action="store_true", help="compute every panel of the default dataset and run each app once before the first user arrives")
     p.add_argument("--log-level", choices=["trace", "debug", "info", "warning", "error", "critical"])
     p.add_argument("--dry-run", action="store_true", help="print the panel serve command and exit")
     p.set_defaults(func=_run)
