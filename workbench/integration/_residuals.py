@@ -20,8 +20,7 @@ roll-up of values.
 
 from __future__ import annotations
 
-import warnings
-
+import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -46,42 +45,129 @@ def slot_keys(time: pd.DatetimeIndex) -> np.ndarray:
     return slot + weekend * slots
 
 
-def _slot_medians(x: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Per-key NaN-median over time of each row of ``x`` (sensor × time), broadcast back
-    to every step: time is sorted by key once, then each key's steps are one contiguous
-    slice for bottleneck's ``nanmedian`` (no per-key fancy-index copies)."""
-    import bottleneck as bn
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _median_of(buf: np.ndarray, m: int) -> float:  # pragma: no cover - numba
+    """Median of ``buf[:m]`` (no NaN inside), reordering it in place; NaN when ``m == 0``.
 
+    Insertion sort for a few values, else quickselect (Hoare partition, middle pivot) for the
+    upper middle and, for an even count, the largest value below it.
+    """
+    if m == 0:
+        return np.nan
+    h = m // 2
+    if m <= 24:
+        for i in range(1, m):
+            v = buf[i]
+            j = i - 1
+            while j >= 0 and buf[j] > v:
+                buf[j + 1] = buf[j]
+                j -= 1
+            buf[j + 1] = v
+        return buf[h] if m % 2 else 0.5 * (buf[h - 1] + buf[h])
+    lo, hi = 0, m - 1
+    while lo < hi:
+        pivot = buf[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while buf[i] < pivot:
+                i += 1
+            while buf[j] > pivot:
+                j -= 1
+            if i <= j:
+                buf[i], buf[j] = buf[j], buf[i]
+                i += 1
+                j -= 1
+        if h <= j:
+            hi = j
+        elif h >= i:
+            lo = i
+        else:
+            break
+    upper = buf[h]
+    if m % 2:
+        return upper
+    below = buf[0]
+    for k in range(1, h):
+        if buf[k] > below:
+            below = buf[k]
+    return 0.5 * (below + upper)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _residual_rows(x: np.ndarray, order: np.ndarray, bounds: np.ndarray, codes: np.ndarray,
+                   additive: bool) -> np.ndarray:  # pragma: no cover - numba
+    """Residual of each row of ``x`` (sensor × time) against its per-key NaN-median over time.
+
+    ``order`` lists the steps key by key (``bounds`` delimit each key), ``codes`` is the key
+    of each step. The relative form floors the normal at a tenth of its mean over the steps
+    (the mean of the slot medians weighted by their steps). Releases the GIL.
+    """
+    n, t = x.shape
+    k = len(bounds) - 1
+    out = np.empty((n, t))
+    med = np.empty(k)
+    buf = np.empty(max(1, np.max(bounds[1:] - bounds[:-1])) if k else 1)
+    for i in range(n):
+        tot, cnt = 0.0, 0
+        for j in range(k):
+            m = 0
+            for p in range(bounds[j], bounds[j + 1]):
+                v = x[i, order[p]]
+                if v == v:
+                    buf[m] = v
+                    m += 1
+            med[j] = _median_of(buf, m)
+            if med[j] == med[j]:
+                tot += med[j] * (bounds[j + 1] - bounds[j])
+                cnt += bounds[j + 1] - bounds[j]
+        floor = 0.1 * tot / cnt if cnt else np.nan
+        for s in range(t):
+            normal = med[codes[s]]
+            if additive:
+                out[i, s] = x[i, s] - normal
+            elif normal != normal or floor != floor:
+                out[i, s] = np.nan
+            else:
+                out[i, s] = x[i, s] / max(normal, floor) - 1.0
+    return out
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _group_medians(r: np.ndarray, x: np.ndarray, members: np.ndarray, bounds: np.ndarray) -> np.ndarray:  # pragma: no cover - numba
+    """Per group (rows ``members[bounds[g]:bounds[g+1]]``) and step: the NaN-median of ``r``
+    over the group's rows, and how many rows of ``x`` are not NaN — shape ``(group, 2, time)``."""
+    g, t = len(bounds) - 1, r.shape[1]
+    out = np.empty((g, 2, t))
+    buf = np.empty(max(1, r.shape[0]))
+    for z in range(g):
+        for s in range(t):
+            m = 0
+            n = 0
+            for p in range(bounds[z], bounds[z + 1]):
+                v = r[members[p], s]
+                if v == v:
+                    buf[m] = v
+                    m += 1
+                n += x[members[p], s] == x[members[p], s]
+            out[z, 0, s] = _median_of(buf, m)
+            out[z, 1, s] = n
+    return out
+
+
+def _key_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps sorted by key, the bounds of each key's run, and each step's key code."""
     uniq, codes = np.unique(keys, return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(uniq)))]
-    xs = x[:, order]
-    med = np.empty((x.shape[0], len(uniq)))
-    for k in range(len(uniq)):
-        med[:, k] = bn.nanmedian(xs[:, bounds[k]:bounds[k + 1]], axis=1)
-    del xs  # the sorted copy goes before the full-size broadcast is made
-    return med[:, codes]
+    order = np.argsort(codes, kind="stable").astype(np.int64)
+    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(uniq)))].astype(np.int64)
+    return order, bounds, codes.astype(np.int64)
 
 
 def _residual_kernel(x: np.ndarray, keys: np.ndarray, additive: bool) -> np.ndarray:
-    """Residual of ``x`` (sensor × time) against its per-key median over time."""
+    """Residual of ``x`` (..., time) against its per-key median over time (numba, no GIL)."""
     if x.size == 0:
         return np.full(x.shape, np.nan)
-    x = np.asarray(x, dtype=np.float64)
-    lead = x.shape[:-1]
-    x2 = x.reshape(-1, x.shape[-1])
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slots of a dead sensor stay NaN
-        normal = _slot_medians(x2, keys)
-        # in place on ``normal`` (a fresh full-size array): one full-size output instead of
-        # three temporaries per chunk; the same values
-        if additive:
-            return np.subtract(x2, normal, out=normal).reshape(x.shape)
-        floor = 0.1 * np.nanmean(normal, axis=1, keepdims=True)
-        out = np.maximum(normal, floor, out=normal)
-        np.divide(x2, out, out=out)
-        out -= 1.0
-    return out.reshape(*lead, x.shape[-1])
+    x2 = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1]))
+    return _residual_rows(x2, *_key_order(keys), bool(additive)).reshape(x.shape)
 
 
 def sensor_residuals(ds: xr.Dataset, variable: str) -> xr.DataArray:
@@ -117,45 +203,51 @@ def sensor_residuals(ds: xr.Dataset, variable: str) -> xr.DataArray:
     return res.rename(variable)
 
 
-def _one_sensor_chunk(res: xr.DataArray, *, target_bytes: float = 100e6) -> xr.DataArray:
-    """The one deliberate rechunk (docs/scale.md): all sensors in one chunk, time split to
-    keep ~100 MB chunks. A grouped median over several sensor chunks fails in flox 0.11
-    ("Reindexing only valid with uniquely valued Index objects"); a 10,000-sensor city
-    has several sensor chunks per system."""
-    if res.chunks is None or len(res.chunks[res.get_axis_num("sensor")]) == 1:
-        return res
-    n_sensor, n_time = res.sizes["sensor"], res.sizes["time"]
-    t = max(1, min(n_time, int(target_bytes // (n_sensor * res.dtype.itemsize))))
-    return res.chunk({"sensor": -1, "time": t})
+def _zone_block(x: np.ndarray, *, slots: tuple, groups: list, additive: bool, block_info=None) -> np.ndarray:
+    """Residuals of a zone-complete block of sensors, then each zone's median of them."""
+    b = block_info[0]["chunk-location"][0] if block_info else 0
+    members, bounds = groups[b]
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    r = _residual_rows(x, *slots, bool(additive)) if x.size else np.empty(x.shape)
+    return _group_medians(r, x, members, bounds)
 
 
-def _zone_median_kernel(x: np.ndarray, *, codes: np.ndarray, n: int) -> np.ndarray:
-    """NaN-median over the sensors (last axis) of each zone code: (..., sensor) → (..., zone)."""
-    import bottleneck as bn
+def _zone_signal(da: xr.DataArray, *, additive: bool) -> tuple[xr.DataArray, xr.DataArray]:
+    """Median over each zone's sensors of ``da``'s residuals, and how many sensors reported.
 
-    out = np.full((*x.shape[:-1], n), np.nan)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=n))]
-    xs = x[..., order]
-    for k in range(n):
-        if bounds[k + 1] > bounds[k]:
-            out[..., k] = bn.nanmedian(xs[..., bounds[k]:bounds[k + 1]], axis=-1)
-    return out
+    Lazy when ``da`` is dask-backed: each task gets whole zones (one rechunk when the sensor
+    axis is split: sensors gathered in zone order — the same gather, with the same keys, as
+    perception's ``zone_map``, so one ``dask.compute`` of both does it once), computes the
+    residuals and the zone medians in one numba pass (no GIL), and returns ``zones × time``.
+    """
+    from workbench.perception._zoned import _zone_chunks
 
-
-def _zone_median(res: xr.DataArray, zone: xr.DataArray) -> xr.DataArray:
-    """Median over each zone's sensors (zones sorted, as ``groupby`` gives them), lazy; the
-    sensor axis must be one chunk (:func:`_one_sensor_chunk`). bottleneck on contiguous
-    slices: ~5× faster than flox's grouped median (a sort per group) here."""
     # boundary: the zone labels, one string per sensor
-    labels = np.asarray(zone.values).astype(str)  # boundary: small sensor coordinate
+    labels = np.asarray(da["zone"].to_numpy()).astype(str)  # boundary: small sensor coordinate
     uniq, codes = np.unique(labels, return_inverse=True)
-    med = xr.apply_ufunc(
-        _zone_median_kernel, res.drop_vars([c for c in res.coords if c not in ("time",)]),
-        input_core_dims=[["sensor"]], output_core_dims=[["zone"]], kwargs={"codes": codes, "n": len(uniq)},
-        dask="parallelized", output_dtypes=[np.float64], dask_gufunc_kwargs={"output_sizes": {"zone": len(uniq)}},
-    )
-    return med.assign_coords(zone=np.asarray(uniq, dtype=object)).transpose("zone", "time")
+    da = da.transpose("sensor", "time")
+    keys = _key_order(slot_keys(pd.DatetimeIndex(da.indexes["time"])))
+    if da.chunks is not None and len(da.chunks[0]) > 1:
+        order = np.argsort(codes, kind="stable")
+        da, codes = da.isel(sensor=order).chunk({"sensor": _zone_chunks(codes[order], max(da.chunks[0])), "time": -1}), codes[order]
+    elif da.chunks is not None:
+        da = da.chunk({"time": -1})
+    spans = np.cumsum((0, *(da.chunks[0] if da.chunks is not None else (da.sizes["sensor"],))))
+    groups, n_zones = [], []
+    for lo, hi in zip(spans[:-1], spans[1:]):
+        present, local = np.unique(codes[lo:hi], return_inverse=True)
+        bounds = np.r_[0, np.cumsum(np.bincount(local, minlength=len(present)))].astype(np.int64)
+        groups.append((np.argsort(local, kind="stable").astype(np.int64), bounds))
+        n_zones.append(len(present))
+    kw = dict(slots=keys, groups=groups, additive=additive)
+    if da.chunks is None:
+        out = _zone_block(np.asarray(da.values), **kw)
+    else:
+        out = da.data.map_blocks(_zone_block, chunks=(tuple(n_zones), (2,), (da.sizes["time"],)), new_axis=1,
+                                 dtype=np.float64, meta=np.empty((0, 0, 0)), **kw)
+    coords = {"zone": np.asarray(uniq, dtype=object), "time": da["time"]}
+    med = xr.DataArray(out[:, 0], dims=("zone", "time"), coords=coords)
+    return med, xr.DataArray(out[:, 1].astype(np.int64), dims=("zone", "time"), coords=coords)
 
 
 def zone_residuals(city: xr.DataTree, *, variables: dict[str, str] | None = None) -> xr.Dataset:
@@ -187,10 +279,11 @@ def zone_residuals(city: xr.DataTree, *, variables: dict[str, str] | None = None
     out = {}
     for var, system in variables.items():
         ds = city[system].to_dataset()
-        res = _one_sensor_chunk(sensor_residuals(ds, var))
-        zone = ds["zone"]
-        med = _zone_median(res, zone)
-        cnt = ds[var].notnull().groupby(zone).sum()
-        out[var] = med.transpose("zone", "time").assign_attrs(res.attrs, system=system)
-        out[f"n_{var}"] = cnt.transpose("zone", "time").assign_attrs(long_name=f"sensors reporting {var}", units="1")
+        additive = var in ADDITIVE
+        med, cnt = _zone_signal(ds[var], additive=additive)
+        attrs = {"units": ds[var].attrs.get("units", "") if additive else "1",
+                 "long_name": f"{ds[var].attrs.get('long_name', var)} residual against its normal",
+                 "history": f"sensor_residuals(variable={var!r}, additive={additive})"}
+        out[var] = med.assign_attrs(attrs, system=system)
+        out[f"n_{var}"] = cnt.assign_attrs(ds[var].attrs, long_name=f"sensors reporting {var}", units="1")
     return xr.Dataset(out, attrs={"history": "zone_residuals: median over each zone's sensors of residuals against weekday/weekend slot medians"})
