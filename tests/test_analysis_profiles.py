@@ -148,3 +148,23 @@ def test_climatology_kernels_equal_a_plain_loop(codes):
         np.testing.assert_allclose(group_anomaly(x, runs, ratio=True), x / m, rtol=1e-12, equal_nan=True)
     with pytest.raises(ValueError, match="slot codes"):
         slot_runs(code, 5)
+
+
+@pytest.mark.parametrize("daytype", [False, True])
+def test_expand_profile_is_one_take_per_block(load, daytype):
+    """The expected series equals the profile looked up at each time; lazily, a few tasks per block."""
+    from workbench.analysis.profiles import expand_profile
+
+    da = load.chunk({"sensor": 4})
+    with raise_if_dask_computes():
+        prof = profile(da, by="timeofday", stat="median", daytype=daytype)
+        got = expand_profile(prof, da, by="timeofday", daytype=daytype)
+    assert got.dims == ("sensor", "time") and len(got.data.dask) < 20 * da.data.npartitions
+    p = prof.compute()
+    t = load.indexes["time"]
+    idx = {"timeofday": xr.DataArray(t.hour + t.minute / 60.0, dims="time")}
+    if daytype:
+        idx["daytype"] = xr.DataArray(np.where(t.day_of_week >= 5, "weekend", "weekday"), dims="time")
+    want = p.sel(idx)
+    np.testing.assert_array_equal(got.values, want.transpose("sensor", "time").values)
+    np.testing.assert_array_equal(expand_profile(p, load, by="timeofday", daytype=daytype).values, got.values)

@@ -157,14 +157,27 @@ def profile(
     return xr.Dataset(out, attrs=history(dict(obj.attrs), f"profile(by={by!r}, stat={stat!r}, daytype={daytype})"))
 
 
+def _take_slots(p: np.ndarray, *, pos: np.ndarray, ncore: int) -> np.ndarray:
+    return p.reshape(p.shape[: p.ndim - ncore] + (-1,))[..., pos]
+
+
 def expand_profile(prof: xr.DataArray, like: xr.DataArray, *, by: str, daytype: bool) -> xr.DataArray:
-    """The profile's value at each time of ``like`` (lazy): the expected series."""
+    """The profile's value at each time of ``like`` (lazy): the expected series.
+
+    One ``take`` per block of ``prof`` (a dask vectorised ``isel`` would split time into
+    hundreds of chunks).
+    """
     key, groups = calendar_key(like, by)
-    pos = xr.DataArray(np.searchsorted(groups, key.values), dims="time")  # boundary: calendar keys of the time index
-    idx = {by: pos}
-    if daytype:
-        idx["daytype"] = xr.DataArray(weekend(like).astype(int), dims="time")
-    return prof.isel(idx).drop_vars([by, "daytype"], errors="ignore").assign_coords(time=like["time"])
+    pos, dims, _ = _slot_codes(like, key, groups, daytype)
+    p = prof.drop_vars([c for c in (by, "daytype") if c in prof.coords])
+    if p.chunks is not None:  # the slots in one chunk (rechunk the data only: coords stay as they are)
+        p = p.copy(data=p.data.rechunk({p.get_axis_num(d): -1 for d in dims}))
+    out = xr.apply_ufunc(
+        _take_slots, p, input_core_dims=[dims], output_core_dims=[["time"]],
+        kwargs={"pos": pos, "ncore": len(dims)}, dask="parallelized", output_dtypes=[prof.dtype],
+        dask_gufunc_kwargs={"output_sizes": {"time": pos.size}},
+    )
+    return out.assign_coords(time=like["time"])
 
 
 def _deseason_da(da: xr.DataArray, name: str, by: str, daytype: bool, kind: str) -> xr.DataArray:
