@@ -3,7 +3,9 @@
 Measured on a (1,429 sensors × 35,040 steps) block: flox's grouped ``nansum`` along the
 sensor axis, with the ``where``/``notnull`` temporaries around it, costs several full-size
 copies (each page-faulted on this kind of VM); this kernel reads each reading once and
-writes only the (zone × time) result. With dask it runs per sensor chunk (``nogil``, so the
+writes only the (zone × time) result. Each sensor's row is added to its zone's row with an
+unsigned time index (a vectorised loop: 0.05 s against 0.13 s with a signed one and a
+0.025 s ``np.add.reduce``, one thread). With dask it runs per sensor chunk (``nogil``, so the
 threads overlap) and the partial sums are added in a tree.
 """
 
@@ -21,19 +23,33 @@ def _sum_count_qc(x, qc, bad, zi, nz):  # pragma: no cover - numba
     ns, nt = x.shape
     out = np.zeros((2, nz, nt))
     for i in range(ns):
-        z = zi[i]
-        for t in range(nt):
-            v = x[i, t]
-            if v == v and (qc[i, t] & bad) == 0:
-                out[0, z, t] += v
-                out[1, z, t] += 1.0
+        s, c, row, q = out[0, zi[i]], out[1, zi[i]], x[i], qc[i]
+        for t in range(np.uint64(nt)):  # unsigned: no wraparound check, so LLVM vectorises
+            v = row[t]
+            ok = (v == v) & ((q[t] & bad) == 0)
+            s[t] += v if ok else 0.0
+            c[t] += 1.0 if ok else 0.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_count(x, zi, nz):  # pragma: no cover - numba
+    ns, nt = x.shape
+    out = np.zeros((2, nz, nt))
+    for i in range(ns):
+        s, c, row = out[0, zi[i]], out[1, zi[i]], x[i]
+        for t in range(np.uint64(nt)):
+            v = row[t]
+            ok = v == v
+            s[t] += v if ok else 0.0
+            c[t] += 1.0 if ok else 0.0
     return out
 
 
 def _numpy(x, qc, zi, nz, bad):
     x = np.ascontiguousarray(x, dtype=np.float64)
-    if qc is None:  # no flags: a zero-stride view of 0, no allocation
-        return _sum_count_qc(x, np.broadcast_to(np.uint8(0), x.shape), np.uint8(0), zi, nz)
+    if qc is None:
+        return _sum_count(x, zi, nz)
     return _sum_count_qc(x, np.ascontiguousarray(qc, dtype=np.uint8), np.uint8(bad), zi, nz)
 
 
