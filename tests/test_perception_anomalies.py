@@ -163,3 +163,45 @@ def test_variable_scan_hours_add_a_long_window():
     long = anomaly_scores(ds, thresholds={"electric_load": {"anomaly_scan_hours": [0.25, 1, 4, 16, 48]}})
     assert "192" in long["electric_load_score"].attrs["description"]
     assert np.nanmax(long["electric_load_score"].values[:, 96 * 14: 96 * 16]) > np.nanmax(base)
+
+
+@pytest.fixture(scope="module")
+def heat_city():
+    """6 zones, a heatwave over three of them (seed 10; its truth is read below, by the test only)."""
+    from workbench.synth import make_city
+
+    return make_city(zones=6, sensors_per_system=12, days=21, seed=10)
+
+
+def test_partial_heatwave_is_found_by_the_zone_contrast_and_fronts_alone_are_not(heat_city):
+    from workbench.synth import ground_truth, make_city
+
+    events, _ = ground_truth(heat_city)
+    hw = events[(events["kind"] == "heatwave") & (events["system"] == "environment")]
+    assert 0 < hw["zone"].nunique() < 6
+    env = heat_city["environment"].to_dataset()
+    det = detect_anomalies(env)
+    det = det[det["variable"] == "air_temperature"]
+    start, end = hw["start"].min(), hw["end"].max()
+    during = det[(det["start"] <= end) & (det["end"] >= start)]
+    assert set(during["zone"]) == set(hw["zone"])
+    assert (during["score"] > 0).all()
+    on = anomaly_scores(env, variables=["air_temperature"])["air_temperature_score"]
+    off = anomaly_scores(env, variables=["air_temperature"],
+                         thresholds={"air_temperature": {"anomaly_contrast_hours": None}})["air_temperature_score"]
+    hot = on["zone"].isin(list(hw["zone"])).values
+    span = slice(start, end)
+    gain = (on - off).sel(time=span).values
+    assert np.nanmax(gain[hot]) > 2.0  # the contrast lifts the heatwave zones' score ...
+    assert np.nanmax(np.abs(gain[~hot])) == 0.0  # ... and leaves the spared zones' alone
+    quiet = make_city(zones=6, sensors_per_system=12, days=21, seed=10, events=False)  # weather fronts, no heatwave
+    q = detect_anomalies(quiet["environment"].to_dataset())
+    assert not (q["variable"] == "air_temperature").any()
+
+
+def test_zone_contrast_does_not_depend_on_the_sensor_chunks(heat_city):
+    env = heat_city["environment"].to_dataset()[["air_temperature"]]
+    a = anomaly_scores(env.chunk({"sensor": 5}))["air_temperature_score"]
+    assert a.chunks is not None
+    b = anomaly_scores(env.compute())["air_temperature_score"]
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-6, atol=1e-6)

@@ -12,10 +12,10 @@ import bottleneck as bn
 import numpy as np
 
 from workbench.perception import _kernels as K
-from workbench.perception._contrast import contrast, slow_residual
+from workbench.perception._contrast import slow_residual
 from workbench.perception._counts import poisson_scan
 
-__all__ = ["glog", "flags_block", "scores_block", "residual", "slow_block", "POOL_CLIP"]
+__all__ = ["glog", "flags_block", "scores_block", "residual", "POOL_CLIP"]
 
 #: |z| of one sensor is clipped here before the zone mean (``anomaly_pool: zone``): one sensor
 #: with an unflagged fault cannot make its zone anomalous (5 and 8 tried on seeds 100-109)
@@ -205,12 +205,12 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
     sensor's and the zone's scan. ``model="poisson"`` (counts) uses :func:`_poisson_scores`.
     The score is multiplied by ``gain`` (the detector's threshold over the variable's own
     ``anomaly_threshold``), so one threshold serves every variable. With ``contrast_window``
-    (and ``pool="zone"``) the second array after ``x`` is the city's background slow residual
-    (:func:`slow_block`, reduced over the city) and a zone's
-    departure from it (:func:`~workbench.perception._contrast.contrast`) replaces the score
-    and effect where it is the stronger of the two.
+    (robust model, zone pooling) a fourth output carries each row's zone's slow residual
+    (:func:`~workbench.perception._contrast.slow_residual`, not masked by the row's gaps),
+    the input of the zone-against-city contrast (:func:`~workbench.perception._contrast.contrast`).
     """
     x = np.asarray(x, dtype=np.float64)
+    slow = None
     bits = np.asarray(qc[0]) if qc else flags_block(x, codes=codes, **(flag_params or {}))
     if model == "poisson":
         z, score, effect = _poisson_scores(x, (bits & bad) != 0, codes=codes, slot=slot, steps_per_hour=steps_per_hour,
@@ -231,29 +231,15 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
                 own = K.scan_max(z, scales)
                 score = np.where(np.abs(own) > np.abs(score), own, score)
             rbar = _zone_reduce(r, inv, len(zones), "median")
-            effect = np.where(valid, K.centered_median(rbar, effect_window,
-                                                       min_count=max(1, effect_window // 2))[inv], np.nan)
-            if contrast_window and len(qc) > 1:  # a zone against the city's least departing zone
-                cs, ce = contrast(rbar, np.asarray(qc[1][0], dtype=np.float64), window=contrast_window, floor=floor)
-                cs, ce = cs[inv], ce[inv]
-                take = valid & (np.abs(cs) > np.abs(np.nan_to_num(score)))
-                score = np.where(take, cs, score)
-                effect = np.where(take, ce, effect)
+            fast = K.centered_median(rbar, effect_window, min_count=max(1, effect_window // 2))
+            effect = np.where(valid, fast[inv], np.nan)
+            if contrast_window:  # the zone's slow residual, for the city background (_contrast)
+                slow = slow_residual(rbar, contrast_window)[inv].astype(np.float32)
     score = (score * gain).astype(np.float32)
     effect = effect.astype(np.float32)
     if direction != "both":  # only departures of the given sign can be events (registry anomaly_direction)
         keep = score > 0 if direction == "up" else score < 0
         score = np.where(keep | np.isnan(score), score, np.float32(0.0))
-    out = (z.astype(np.float32), score, effect)
+    out = (z.astype(np.float32), score, effect) + ((slow,) if contrast_window else ())
     return out if qc else (bits, *out)
 
-
-def slow_block(x: np.ndarray, qc: np.ndarray, *, codes: np.ndarray, slot: np.ndarray, n_slots: int, transform: str,
-               bad: int, window: int) -> np.ndarray:
-    """Each row's zone's slow residual (float32): the centred ``window``-step moving median of the
-    zone's median departure from the profile (the input of the city background, see
-    :func:`~workbench.perception._contrast.contrast`)."""
-    r = residual(np.asarray(x, dtype=np.float64), np.asarray(qc), slot=slot, n_slots=n_slots, transform=transform, bad=bad)
-    zones, inv = _zone_index(codes)
-    rbar = _zone_reduce(r, inv, len(zones), "median")
-    return slow_residual(rbar, window)[inv].astype(np.float32)

@@ -27,15 +27,27 @@ def slow_residual(rbar: np.ndarray, window: int) -> np.ndarray:
     return K.centered_median(rbar, window, min_count=max(1, window // 2))
 
 
-def contrast(rbar: np.ndarray, background: np.ndarray, *, window: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Score and effect (zone × time) of each zone's slow residual above the city's background.
+def contrast(score: np.ndarray, effect: np.ndarray, slow: np.ndarray, background: np.ndarray, *, floor: float,
+             gain: float = 1.0, direction: str = "both") -> tuple[np.ndarray, np.ndarray]:
+    """Score and effect (float32, rows × time) with each row's zone contrast where it is stronger.
 
-    ``rbar`` holds the zones' median residuals (zone × time), ``background`` the smallest slow
-    residual of any zone of the city at each step. The effect is the contrast (qc_transform
-    units); the score is the contrast, recentred by its median along time, over its robust
-    spread (1.4826 × MAD, at least ``floor``).
+    ``score`` and ``effect`` are a row's temporal scan score and 1-hour departure
+    (:func:`~workbench.perception._blocks.scores_block`), ``slow`` its zone's slow residual,
+    ``background`` the city's smallest slow residual at each step. The contrast score is the
+    slow contrast ``slow − background``, recentred by its median along time, over its robust
+    spread (1.4826 × MAD, at least ``floor``), times ``gain``, kept only where positive (the
+    background is the city's minimum: a zone cannot depart below it); its effect is the smaller of the
+    slow contrast and the 1-hour departure above the background, zero when they disagree in
+    sign (the slow window must not carry an event past its end). Rows of one zone carry the
+    same zone values, so they get the same contrast whatever the chunking.
     """
     with np.errstate(all="ignore"):
-        c = slow_residual(rbar, window) - background[None, :]
-        score = (c - K.row_median(c)) / np.fmax(K.row_mad(c), floor)
-    return score, c
+        c = slow.astype(np.float64) - background
+        # rises only: the background is the city's minimum, so nothing can depart below it
+        cs = np.fmax(gain * (c - K.row_median(c)) / np.fmax(K.row_mad(c), floor), 0.0)
+        if direction == "down":
+            cs = np.zeros_like(cs)
+        now = effect - background
+        ce = np.where(c * now > 0, np.sign(c) * np.fmin(np.abs(c), np.abs(now)), 0.0)
+        take = ~np.isnan(score) & (np.abs(cs) > np.abs(score))
+    return np.where(take, cs, score).astype(np.float32), np.where(take, ce, effect).astype(np.float32)

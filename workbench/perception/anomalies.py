@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.perception._blocks import flags_block, scores_block, slow_block
+from workbench.perception._blocks import scores_block
+from workbench.perception._contrast import contrast
 from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
@@ -90,31 +91,32 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
               direction=str(th["anomaly_direction"]), model=str(th["anomaly_model"]), pool=str(th["anomaly_pool"]),
               steps_per_hour=max(1, effect_window), gain=DEFAULT_THRESHOLD / float(th["anomaly_threshold"] or DEFAULT_THRESHOLD))
     have_qc = f"{name}_qc" in ds
-    out = {}
-    contrast = th["anomaly_contrast_hours"] and kw["pool"] != "sensor" and kw["model"] != "poisson"
-    if contrast and not have_qc:  # the background pass and the scores share the flags
-        (qc,) = zone_map(flags_block, [ds[name]], codes, dtypes=[np.uint8], kwargs=flag_params(ds, name, overrides))
-        qc.attrs = qc_attrs(name, ds[name].attrs.get("long_name"))
-        out[f"{name}_qc"] = qc
-        ds, have_qc = ds.assign({f"{name}_qc": qc}), True
     if have_qc:
         arrays = [ds[name], ds[f"{name}_qc"]]
         dtypes = [np.float32] * 3
     else:
         arrays, dtypes = [ds[name]], [np.uint8] + [np.float32] * 3
         kw["flag_params"] = flag_params(ds, name, overrides)
-    if contrast:  # the city's background: the least departing zone's slow residual, over all chunks
+    window = 0
+    if th["anomaly_contrast_hours"] and kw["pool"] != "sensor" and kw["model"] != "poisson":
         window = steps(float(th["anomaly_contrast_hours"]), step_of(ds["time"]))
-        (slow,) = zone_map(slow_block, arrays, codes, dtypes=[np.float32],
-                           kwargs={k: kw[k] for k in ("slot", "n_slots", "transform", "bad")} | {"window": window})
-        arrays.append(slow.min("sensor", skipna=True).broadcast_like(ds[name]).transpose("sensor", "time"))
         kw["contrast_window"] = window
+        dtypes = [*dtypes, np.float32]
     res = zone_map(scores_block, arrays, codes, dtypes=dtypes, kwargs=kw)
+    out = {}
     if not have_qc:
         qc = res.pop(0)
         qc.attrs = qc_attrs(name, ds[name].attrs.get("long_name"))
         out[f"{name}_qc"] = qc
-    z, score, effect = res
+    z, score, effect = res[:3]
+    if window:  # a zone against the city's least departing zone: one reduction over every chunk
+        slow = res[3]
+        score, effect = xr.apply_ufunc(
+            contrast, score, effect, slow, slow.min("sensor", skipna=True),
+            input_core_dims=[["time"]] * 4, output_core_dims=[["time"]] * 2, dask="parallelized",
+            output_dtypes=[np.float32] * 2,
+            kwargs=dict(floor=kw["floor"], gain=kw["gain"], direction=kw["direction"]))
+        score, effect = score.transpose("sensor", "time"), effect.transpose("sensor", "time")
     long_name = ds[name].attrs.get("long_name", name)
     effect.attrs = {"long_name": f"departure of {long_name} from its profile (1 h median, {th['qc_transform']} scale)",
                     "units": "1" if th["qc_transform"] != "linear" else ds[name].attrs.get("units", "1")}
