@@ -22,9 +22,10 @@ import xarray as xr
 
 from workbench.apps import _data
 from workbench.apps._data import ALL
-from workbench.apps._figures import map_size
+from workbench.apps._figures import Lines, ZoneMap, map_size
 
-__all__ = ["map_size", "zone_map", "zone_shapes", "series_plot", "week_plot", "matrix_plot", "empty_plot"]
+__all__ = ["map_size", "zone_map", "zone_shapes", "series_plot", "week_plot", "matrix_plot", "empty_plot",
+           "sensor_map_figure", "week_figure"]
 
 hv.extension("bokeh", logo=False)
 
@@ -107,9 +108,7 @@ def week_plot(city: xr.DataTree, system: str, var: str | None = None, *, days: i
     needed ~100 s for the overview page.
     """
     var = var or _data.data_variables(city, system)[0]
-    t0, _ = _data.time_bounds(city)
-    window = (t0, t0 + pd.Timedelta(days=days) - pd.Timedelta("1ns"))
-    frame = _data.zone_frame(city, system, var, window=window)
+    frame = _first_days(city, system, var, days)
     label = _data.label_of(var)
     curves = {str(z): hv.Curve((frame.index.values, frame[z].to_numpy(dtype=float)), "time", label)
               for z in frame.columns}
@@ -135,3 +134,32 @@ def matrix_plot(matrix: xr.DataArray, *, title: str, clabel: str) -> hv.Image:
 def empty_plot(message: str = "") -> hv.Curve:
     """A blank plot (used when a stage has nothing to draw)."""
     return hv.Curve([]).opts(title=message, responsive=True, height=200)
+
+
+def _first_days(city: xr.DataTree, system: str, var: str, days: int) -> pd.DataFrame:
+    t0, _ = _data.time_bounds(city)
+    return _data.zone_frame(city, system, var, window=(t0, t0 + pd.Timedelta(days=days) - pd.Timedelta("1ns")))
+
+
+def sensor_map_figure(city: xr.DataTree, system: str, *, title: str = "Districts", width: int = 300):
+    """The districts (grey) and the sensors of ``system`` (black) as one Bokeh figure (fast to
+    serve: three glyphs, whatever the city's size)."""
+    polys = _data.zone_polygons(city)
+    fw, fh = map_size(polys, width)
+    m = ZoneMap(polys, frame_width=fw, frame_height=fh)
+    m.set_points(_data.sensor_table(city, system))
+    m.colorbar.visible = False
+    m.figure.title.text = title
+    return m.figure
+
+
+def week_figure(city: xr.DataTree, system: str, var: str | None = None, *, days: int = 7, width: int = 760):
+    """The first ``days`` of one variable of ``system``, one line per zone, as one Bokeh
+    figure with a single multi-line glyph (hover names the zone)."""
+    var = var or _data.data_variables(city, system)[0]
+    frame = _first_days(city, system, var, days)
+    label = _data.label_of(var)
+    lines = Lines(height=300, ylabel=label, legend=False, width=width)
+    lines.update({str(z): (frame.index.values, frame[z].to_numpy(dtype=float)) for z in frame.columns},
+                 title=f"{system.capitalize()}: {label}, first week by district")
+    return lines.figure
