@@ -155,8 +155,8 @@ def _threshold(kind: str) -> float:
 def _evidence_fields(an: pd.DataFrame) -> dict[str, list]:
     """Per anomaly, the fields an incident's evidence lists (same strings as ``str(value)``)."""
     n = len(an)
-    var = an["variable"] if "variable" in an else pd.Series([""] * n)
-    score = an["score"] if "score" in an else pd.Series([np.nan] * n)
+    var = an["variable"] if "variable" in an else [""] * n
+    score = an["score"] if "score" in an else [np.nan] * n
     return {"sensor": [str(v) for v in an["sensor"]], "system": [str(v) for v in an["system"]],
             "variable": [str(v) for v in var], "start": [str(v) for v in an["start"]],
             "end": [str(v) for v in an["end"]], "score": [float(v) for v in score]}
@@ -191,22 +191,27 @@ def _with_sensor_evidence(inc: pd.DataFrame, anomalies: pd.DataFrame) -> pd.Data
     start, end = an["start"].to_numpy(), an["end"].to_numpy()
     rows_of = {str(z): np.flatnonzero(zone == z) for z in pd.unique(zone)}
     in_kind: dict[str, np.ndarray] = {}
-    fields = None
-    for i, kind, z, s, e, evid in zip(inc.index, inc["kind"], inc["zone"], inc["start"], inc["end"], inc["evidence"]):
+    cited: dict[int, np.ndarray] = {}  # incident position -> the anomalies its evidence lists
+    for pos, (kind, z, s, e) in enumerate(zip(inc["kind"], inc["zone"], inc["start"], inc["end"])):
         idx = rows_of.get(str(z))
         if idx is None or not len(idx):
             continue
         if kind not in in_kind:
             in_kind[kind] = an["system"].isin(KIND_SYSTEMS.get(kind, ())).to_numpy()
         idx = idx[(start[idx] <= np.datetime64(pd.Timestamp(e))) & (end[idx] >= np.datetime64(pd.Timestamp(s))) & in_kind[kind][idx]]
-        if not len(idx):
-            continue
-        explained[idx] = True
-        if fields is None:  # the evidence fields, as strings, for every anomaly (once)
-            fields = _evidence_fields(an)
-        ev = json.loads(evid)
-        ev.extend({k: col[j] for k, col in fields.items()} for j in idx[:50])
-        inc.at[i, "evidence"] = json.dumps(ev)
+        if len(idx):
+            explained[idx] = True
+            cited[pos] = idx[:50]
+    if cited:  # the evidence fields as strings, only for the anomalies cited
+        need = np.unique(np.concatenate(list(cited.values())))
+        fields = _evidence_fields(an.iloc[need])
+        at = {int(j): k for k, j in enumerate(need)}
+        evidence = inc["evidence"].tolist()
+        for pos, idx in cited.items():
+            ev = json.loads(evidence[pos])
+            ev.extend({name: col[at[int(j)]] for name, col in fields.items()} for j in idx)
+            evidence[pos] = json.dumps(ev)
+        inc["evidence"] = evidence
     rest = _alone(an[~explained])
     faults = []
     for (sensor, system, zone), grp in rest.groupby(["sensor", "system", "zone"], sort=True):
