@@ -138,6 +138,27 @@ def test_spike_flagged_but_zone_wide_jump_is_not():
     assert not (qc[:, 250] & 8).any()
 
 
+def test_spike_measured_against_the_quiet_zone_mates():
+    # two quiet sensors (2 % noise) and two noisy ones (15 %): a 20 % spike on a quiet sensor is
+    # 10 of its own noise; against the plain mean of its mates it would drown in their noise
+    rng = np.random.default_rng(3)
+    t = np.arange(96 * 4)
+    base = 500 * (1 + 0.4 * np.sin(2 * np.pi * t / 96))
+    sd = np.array([0.02, 0.02, 0.15, 0.15])[:, None]
+    v = base[None, :] * (1 + sd * rng.standard_normal((4, len(t))))
+    v[0, 200] *= 1.2
+    qc = quality_flags(_system(v))["electric_load_qc"].values
+    assert qc[0, 200] & 8
+    assert ((qc & 8) > 0).sum() <= 2
+
+
+def test_jump_shared_by_zone_mates_is_not_a_spike():
+    v = _noisy(n_s=4)
+    v[[1, 3], 200] *= 2.5  # two sensors of four at once: a local event, not a sensor fault
+    qc = quality_flags(_system(v))["electric_load_qc"].values
+    assert not (qc[:, 200] & 8).any()
+
+
 def test_drift_against_zone_mates():
     v = _noisy(n_s=4, n_t=96 * 8)
     ramp = np.clip((np.arange(v.shape[1]) - 96 * 3) / (96 * 3), 0, 1)

@@ -4,6 +4,7 @@
 The block is worked zone by zone, so the temporaries are a zone's few rows, never the block:
 the peak memory of a stage is its input chunks plus its outputs. No Python loop runs per
 sensor; the per-row work is numba (:mod:`~workbench.perception._kernels`) or bottleneck.
+The flag kernel lives in :mod:`workbench.perception._qc`.
 """
 
 from __future__ import annotations
@@ -14,98 +15,13 @@ import numpy as np
 from workbench.perception import _kernels as K
 from workbench.perception._contrast import slow_residual
 from workbench.perception._counts import poisson_scan
+from workbench.perception._qc import flags_block, glog  # the flag kernel (quality_flags)
 
 __all__ = ["glog", "flags_block", "scores_block", "residual", "POOL_CLIP"]
 
 #: |z| of one sensor is clipped here before the zone mean (``anomaly_pool: zone``): one sensor
 #: with an unflagged fault cannot make its zone anomalous (5 and 8 tried on seeds 100-109)
 POOL_CLIP = 5.0
-
-
-def glog(x: np.ndarray, kind: str) -> np.ndarray:
-    """The ``qc_transform`` scale of rows of ``x`` (see :func:`workbench.perception._common.transform`)."""
-    if kind == "linear":
-        return x.astype(np.float64, copy=True)
-    if kind == "sqrt":
-        return np.sqrt(np.clip(x, 0, None))
-    with np.errstate(all="ignore"):
-        pos = np.where(x > 0, x, np.nan)
-        m = K.row_median(pos) if x.shape[-1] else np.ones((x.shape[0], 1))
-        c = np.where(m > 0, 0.05 * m, 1.0)
-        return np.log1p(np.clip(x, 0, None) / c)
-
-
-def _others_mean(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of the other rows at each step (NaN-aware) and how many there are."""
-    ok = ~np.isnan(v)
-    filled = np.where(ok, v, 0.0)
-    tot = filled.sum(axis=0)[None, :]
-    cnt = ok.sum(axis=0)[None, :]
-    others = cnt - ok
-    with np.errstate(all="ignore"):
-        mean = np.where(others > 0, (tot - filled) / np.maximum(others, 1), np.nan)
-    return mean, others
-
-
-def _local_z(d: np.ndarray, window: int, floor: float) -> np.ndarray:
-    """Robust z of each reading against a centred moving median of its row (noise from Δ²)."""
-    with np.errstate(all="ignore"):
-        return (d - K.centered_median(d, window)) / np.fmax(K.diff_sigma(d), floor)
-
-
-def _stands_out(v: np.ndarray, n_others: np.ndarray, n_min: int) -> np.ndarray:
-    """|v| larger than the mean |v| of the zone's other sensors (or no buddies to compare with)."""
-    a = np.abs(v)
-    mean_abs, _ = _others_mean(a)
-    with np.errstate(invalid="ignore"):
-        return (a > mean_abs) | (n_others < n_min) | np.isnan(mean_abs)
-
-
-def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, transform: str, n_min: int,
-                spike_z: float | None, spike_own_z: float | None, window: int, floor: float, drift_fraction: float | None,
-                drift_window: int, drift_min: int, valid_min: float, valid_max: float) -> np.ndarray:
-    bits = K.run_flags(x, gap_steps=gap, flat_min=fmin, flat_max=fmax, alpha=alpha)
-    y = glog(x, transform)
-    y[(bits & (K.GAP | K.FLATLINE)) != 0] = np.nan
-    if y.shape[-1]:
-        with np.errstate(all="ignore"):
-            y -= K.row_median(y)
-    buddy, n_others = _others_mean(y)
-    has = n_others >= n_min
-    d = np.where(has, y - buddy, y)  # the zone's common signal (rhythm, weather, events) cancels
-    del buddy
-    with np.errstate(invalid="ignore"):
-        if spike_z:
-            # the reading against the sensor's own level relative to its zone-mates (robust z of
-            # the buddy difference), confirmed on its own series and standing out in the zone
-            z_zone = _local_z(d, window, floor)
-            z_own = _local_z(y, window, floor)
-            spike = ((np.abs(z_zone) >= spike_z) & (np.abs(z_own) >= spike_own_z) & (np.sign(z_own) == np.sign(z_zone))
-                     & _stands_out(z_zone, n_others, n_min))
-            bits |= np.where(spike, np.uint8(K.SPIKE), np.uint8(0))
-            del z_zone, z_own, spike
-        bits |= np.where((x < valid_min) | (x > valid_max), np.uint8(K.OUT_OF_RANGE), np.uint8(0))
-        if drift_fraction:
-            usable = ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & has
-            dd = np.where(usable, d, np.nan)
-            smooth = K.centered_median(dd, drift_window, min_count=max(1, drift_window // 4))
-            if dd.shape[-1]:
-                smooth -= K.row_median(dd)
-            far = (np.abs(smooth) >= drift_fraction) & _stands_out(smooth, n_others, n_min) & has
-            bits |= np.where(K.long_runs(far, drift_min), np.uint8(K.DRIFT), np.uint8(0))
-    return bits
-
-
-def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = None, **params) -> np.ndarray:
-    """Flag bits of a zone-complete block (see :func:`workbench.perception.quality_flags`)."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.zeros(x.shape, dtype=np.uint8)
-    for c in np.unique(codes):
-        rows = np.flatnonzero(codes == c)
-        out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), **params)
-    if dup is not None and dup.any():
-        out[:, dup] |= np.uint8(K.DUPLICATE)
-    return out
 
 
 def _zone_index(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

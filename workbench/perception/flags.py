@@ -42,7 +42,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench.perception import _kernels as K
-from workbench.perception._blocks import flags_block
+from workbench.perception._qc import flags_block
 from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
@@ -72,7 +72,7 @@ def flag_names(qc: int) -> list[str]:
 
 
 def flag_params(ds: xr.Dataset, name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The keyword arguments of :func:`_blocks.flags_block` for one variable (thresholds in steps)."""
+    """The keyword arguments of :func:`_qc.flags_block` for one variable (thresholds in steps)."""
     th = thresholds_for(name, overrides)
     step = step_of(ds["time"])
     fmax = steps(th.get("flatline_hours"), step)
@@ -85,6 +85,7 @@ def flag_params(ds: xr.Dataset, name: str, overrides: Mapping[str, Any] | None =
         spike_z=spike_z, spike_own_z=float(th.get("spike_own_z") or 0.0), window=int(th["spike_window"]),
         floor=float(th["qc_floor"]), drift_fraction=th.get("drift_fraction") or None,
         drift_window=steps(th["drift_hours"], step), drift_min=steps(th["drift_min_hours"], step),
+        drift_spread=float(th.get("drift_spread") or 0.0),
         valid_min=float(th["valid_min"]), valid_max=float(th["valid_max"]), dup=dup if dup.any() else None,
     )
     return params
@@ -99,7 +100,7 @@ def completeness(qc: xr.DataArray, long_name: str) -> xr.DataArray:
 
 
 def _flags_one(ds: xr.Dataset, name: str, codes: np.ndarray, overrides: Mapping[str, Any] | None) -> xr.DataArray:
-    """Every test of one variable in one block kernel (:func:`_blocks.flags_block`) per zone-complete chunk."""
+    """Every test of one variable in one block kernel (:func:`_qc.flags_block`) per zone-complete chunk."""
     (bits,) = zone_map(flags_block, [ds[name]], codes, dtypes=[np.uint8], kwargs=flag_params(ds, name, overrides))
     bits.attrs = qc_attrs(name, ds[name].attrs.get("long_name"))
     return bits

@@ -1,0 +1,154 @@
+"""The flag kernel of :func:`workbench.perception.quality_flags`: every test of one variable
+in one pass over a zone-complete ``(sensor, time)`` block (see :mod:`workbench.perception._zoned`).
+
+The block is worked zone by zone, so the temporaries are a zone's few rows, never the block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.perception import _kernels as K
+
+__all__ = ["glog", "flags_block"]
+
+
+def glog(x: np.ndarray, kind: str) -> np.ndarray:
+    """The ``qc_transform`` scale of rows of ``x`` (see :func:`workbench.perception._common.transform`)."""
+    if kind == "linear":
+        return x.astype(np.float64, copy=True)
+    if kind == "sqrt":
+        return np.sqrt(np.clip(x, 0, None))
+    with np.errstate(all="ignore"):
+        pos = np.where(x > 0, x, np.nan)
+        m = K.row_median(pos) if x.shape[-1] else np.ones((x.shape[0], 1))
+        c = np.where(m > 0, 0.05 * m, 1.0)
+        return np.log1p(np.clip(x, 0, None) / c)
+
+
+def _others_mean(v: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the other rows at each step (NaN-aware; weighted by ``w`` per row) and how many there are."""
+    ok = ~np.isnan(v)
+    wt = np.ones((v.shape[0], 1)) if w is None else w
+    filled = np.where(ok, v * wt, 0.0)
+    wsum = np.where(ok, wt, 0.0)
+    cnt = ok.sum(axis=0)[None, :]
+    others = cnt - ok
+    with np.errstate(all="ignore"):
+        den = wsum.sum(axis=0)[None, :] - wsum
+        mean = np.where((others > 0) & (den > 0), (filled.sum(axis=0)[None, :] - filled) / den, np.nan)
+    return mean, others
+
+
+def _own_noise(y: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Each row's own noise variance, shape (n, 1), from the Δ² noise of its difference to the
+    plain mean of the others: ``s_i² = σ_i² + Σ_{j≠i} σ_j² / (n − 1)²``, solved for ``σ²``."""
+    n = y.shape[0]
+    s2 = K.diff_sigma(d)[:, 0] ** 2
+    ok = np.isfinite(s2)
+    own = K.diff_sigma(y)[:, 0] ** 2  # rows without usable buddies: their own Δ² noise
+    if ok.sum() >= 3:
+        m = ok.sum()
+        a = np.full((m, m), 1.0 / (m - 1) ** 2) + np.eye(m) * (1.0 - 1.0 / (m - 1) ** 2)
+        sol = np.linalg.solve(a, s2[ok])
+        own[ok] = np.fmax(sol, 0.05 * s2[ok])  # never below a twentieth of the pair's noise
+    return own[:, None]
+
+
+def _relative(r: np.ndarray, transform: str) -> np.ndarray:
+    """A residual on the transformed scale as a relative departure (``log``: ``x / x̂ − 1``)."""
+    return np.expm1(r) if transform == "log" else r
+
+
+def _local_z(d: np.ndarray, window: int, floor: float, transform: str = "linear") -> np.ndarray:
+    """Robust z of each reading against a centred moving median of its row (noise from Δ²).
+
+    With ``transform="log"`` the residual is taken back to a relative departure first (the
+    noise is multiplicative, ``x (1 + σ ε)``: a spike ``x (1 + kσ)`` is ``k`` of it, where
+    its log is compressed to ``log(1 + kσ) / σ``).
+    """
+    with np.errstate(all="ignore"):
+        return _relative(d - K.centered_median(d, window), transform) / np.fmax(K.diff_sigma(d), floor)
+
+
+def _stands_out(v: np.ndarray, n_others: np.ndarray, n_min: int) -> np.ndarray:
+    """|v| larger than the mean |v| of the zone's other sensors (or no buddies to compare with)."""
+    a = np.abs(v)
+    mean_abs, _ = _others_mean(a)
+    with np.errstate(invalid="ignore"):
+        return (a > mean_abs) | (n_others < n_min) | np.isnan(mean_abs)
+
+
+def _wander(smooth: np.ndarray, lag: int) -> float:
+    """How far the zone's smoothed buddy differences wander by themselves: the median over its
+    sensors of the robust spread of ``smooth(t) − smooth(t − lag)``, over √2 (a drift that
+    ramps for days moves a few of these steps; noisy zones move all of them)."""
+    with np.errstate(all="ignore"):
+        sp = K.row_mad(smooth[:, lag:] - smooth[:, :-lag]) / np.sqrt(2.0)
+        return float(np.nan_to_num(np.nanmedian(sp)))
+
+
+def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray, *, n_min: int, spike_z: float,
+            spike_own_z: float, window: int, floor: float, transform: str) -> np.ndarray:
+    """The spike test: the reading against the inverse-noise-weighted mean of its zone-mates
+    (``z_zone``), confirmed on its own series (``z_own``, same sign), standing out in the zone,
+    and not shared: the other sensors' own ``z`` of that sign averages below ``spike_own_z / 2``."""
+    w = 1.0 / np.fmax(_own_noise(y, d), floor * floor)
+    buddy, _ = _others_mean(y, w)
+    dw = np.where(has, y - buddy, y)
+    del buddy
+    z_zone = _local_z(dw, window, floor, transform)
+    z_own = _local_z(y, window, floor, transform)
+    with np.errstate(invalid="ignore"):
+        sign = np.sign(z_zone)
+        shared, _ = _others_mean(z_own)
+        return ((np.abs(z_zone) >= spike_z) & (np.abs(z_own) >= spike_own_z) & (np.sign(z_own) == sign)
+                & _stands_out(z_zone, n_others, n_min) & ~(has & (shared * sign >= 0.5 * spike_own_z)))
+
+
+def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, transform: str, n_min: int,
+                spike_z: float | None, spike_own_z: float | None, window: int, floor: float, drift_fraction: float | None,
+                drift_window: int, drift_min: int, drift_spread: float, valid_min: float, valid_max: float) -> np.ndarray:
+    bits = K.run_flags(x, gap_steps=gap, flat_min=fmin, flat_max=fmax, alpha=alpha)
+    y = glog(x, transform)
+    y[(bits & (K.GAP | K.FLATLINE)) != 0] = np.nan
+    if y.shape[-1]:
+        with np.errstate(all="ignore"):
+            y -= K.row_median(y)
+    buddy, n_others = _others_mean(y)
+    has = n_others >= n_min
+    d = np.where(has, y - buddy, y)  # the zone's common signal (rhythm, weather, events) cancels
+    del buddy
+    with np.errstate(invalid="ignore"):
+        if spike_z:
+            spike = _spikes(y, d, has, n_others, n_min=n_min, spike_z=spike_z, spike_own_z=spike_own_z or 0.0,
+                            window=window, floor=floor, transform=transform)
+            bits |= np.where(spike, np.uint8(K.SPIKE), np.uint8(0))
+            del spike
+        bits |= np.where((x < valid_min) | (x > valid_max), np.uint8(K.OUT_OF_RANGE), np.uint8(0))
+        if drift_fraction:
+            usable = ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & has
+            dd = np.where(usable, d, np.nan)
+            smooth = K.centered_median(dd, drift_window, min_count=max(1, drift_window // 4))
+            if dd.shape[-1]:
+                smooth -= K.row_median(dd)
+            lim = drift_fraction
+            if drift_spread and smooth.shape[-1] > drift_window:
+                lim = max(drift_fraction, drift_spread * _wander(smooth, drift_window))
+            far = (np.abs(smooth) >= lim) & _stands_out(smooth, n_others, n_min) & has
+            bits |= np.where(K.long_runs(far, drift_min), np.uint8(K.DRIFT), np.uint8(0))
+    return bits
+
+
+def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = None, **params) -> np.ndarray:
+    """Flag bits of a zone-complete block (see :func:`workbench.perception.quality_flags`)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros(x.shape, dtype=np.uint8)
+    for c in np.unique(codes):
+        rows = np.flatnonzero(codes == c)
+        out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), **params)
+    if dup is not None and dup.any():
+        out[:, dup] |= np.uint8(K.DUPLICATE)
+    return out
+
+
