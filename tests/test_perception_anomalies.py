@@ -205,3 +205,39 @@ def test_zone_contrast_does_not_depend_on_the_sensor_chunks(heat_city):
     assert a.chunks is not None
     b = anomaly_scores(env.compute())["air_temperature_score"]
     np.testing.assert_allclose(a.values, b.values, rtol=1e-6, atol=1e-6)
+
+
+def _zones_system(n_z=6, per=3, days=21, seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2026-07-06", periods=96 * days, freq="15min")
+    h = t.hour.to_numpy() + t.minute.to_numpy() / 60
+    base = 40 + 10 * np.cos(2 * np.pi * (h - 3) / 24)
+    n = n_z * per
+    v = base[None, :] * rng.lognormal(0, 0.1, (n, 1)) * (1 + 0.03 * rng.standard_normal((n, len(t))))
+    zones = [f"Z{k % n_z + 1:02d}" for k in range(n)]
+    return xr.Dataset({"traffic_speed": (("sensor", "time"), v, {"units": "km/h", "long_name": "traffic speed"})},
+                      coords={"sensor": [f"T{i}" for i in range(n)], "time": t, "zone": ("sensor", zones)},
+                      attrs={"system": "transport"})
+
+
+def test_city_median_cancels_a_citywide_dip_and_keeps_a_zone_dip():
+    ds = _zones_system()
+    a, b = 96 * 9 + 30, 96 * 9 + 42
+    ds["traffic_speed"][:, a:b] *= 0.8  # rain: every zone 20 % slower for 3 h
+    z1 = ds["zone"].values == "Z01"
+    c, d = 96 * 14 + 30, 96 * 14 + 42
+    ds["traffic_speed"][z1, c:d] *= 0.8  # an incident: one zone
+    on = detect_anomalies(ds, thresholds={"traffic_speed": {"anomaly_city": True}})
+    off = detect_anomalies(ds, thresholds={"traffic_speed": {"anomaly_city": False}})
+    t = ds.time.values
+
+    def seen(det, lo, hi):
+        return set(det[(det["start"] <= t[hi - 1]) & (det["end"] >= t[lo])]["zone"])
+
+    assert seen(off, a, b) == {f"Z{k:02d}" for k in range(1, 7)}  # the temporal scan sees the rain everywhere
+    assert seen(on, a, b) == set()  # against the city's median zone it is gone
+    assert seen(on, c, d) == {"Z01"}
+    chunked = anomaly_scores(ds.chunk({"sensor": 4}), thresholds={"traffic_speed": {"anomaly_city": True}})
+    eager = anomaly_scores(ds, thresholds={"traffic_speed": {"anomaly_city": True}})
+    assert chunked["traffic_speed_score"].chunks is not None
+    np.testing.assert_allclose(chunked["traffic_speed_score"].values, eager["traffic_speed_score"].values, rtol=1e-6, atol=1e-6)

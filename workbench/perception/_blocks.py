@@ -17,7 +17,7 @@ from workbench.perception._contrast import slow_residual
 from workbench.perception._counts import poisson_scan
 from workbench.perception._qc import flags_block, glog  # the flag kernel (quality_flags)
 
-__all__ = ["glog", "flags_block", "scores_block", "residual", "POOL_CLIP"]
+__all__ = ["glog", "flags_block", "scores_block", "residual", "city_scan_block", "POOL_CLIP"]
 
 #: |z| of one sensor is clipped here before the zone mean (``anomaly_pool: zone``): one sensor
 #: with an unflagged fault cannot make its zone anomalous (5 and 8 tried on seeds 100-109)
@@ -109,7 +109,8 @@ def residual(x: np.ndarray, bits: np.ndarray, *, slot: np.ndarray, n_slots: int,
 def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.ndarray, n_slots: int, transform: str,
                  floor: float, scales: tuple[int, ...], effect_window: int, flag_params: dict | None = None,
                  bad: int = 0, direction: str = "both", model: str = "robust", pool: str = "sensor",
-                 steps_per_hour: int = 4, gain: float = 1.0, contrast_window: int = 0) -> tuple[np.ndarray, ...]:
+                 steps_per_hour: int = 4, gain: float = 1.0, contrast_window: int = 0,
+                 city: bool = False) -> tuple[np.ndarray, ...]:
     """Robust z, scan score and effect (float32) of a block, and its flags when none are given.
 
     The profile is each row's median per ``slot`` (flox ``groupby_reduce`` on the block: one
@@ -124,9 +125,12 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
     (robust model, zone pooling) a fourth output carries each row's zone's slow residual
     (:func:`~workbench.perception._contrast.slow_residual`, not masked by the row's gaps),
     the input of the zone-against-city contrast (:func:`~workbench.perception._contrast.contrast`).
+    With ``city`` (zone pooling) the scan is left to :func:`city_scan_block` (NaN here) and a
+    last output holds each zone's mean ``z`` in the zone's first row (NaN in the others), so
+    a median along ``sensor`` is the median over the city's zones.
     """
     x = np.asarray(x, dtype=np.float64)
-    slow = None
+    slow = rep = None
     bits = np.asarray(qc[0]) if qc else flags_block(x, codes=codes, **(flag_params or {}))
     if model == "poisson":
         z, score, effect = _poisson_scores(x, (bits & bad) != 0, codes=codes, slot=slot, steps_per_hour=steps_per_hour,
@@ -142,7 +146,12 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
             zones, inv = _zone_index(codes)
             zbar = _zone_reduce(np.clip(z, -POOL_CLIP, POOL_CLIP), inv, len(zones), "mean")
             valid = ~np.isnan(z)
-            score = np.where(valid, K.scan_max(zbar, scales)[inv], np.nan)
+            if city:
+                rep = np.full(z.shape, np.nan, dtype=np.float32)
+                rep[_first_rows(inv, len(zones))] = zbar
+                score = np.full(z.shape, np.nan)
+            else:
+                score = np.where(valid, K.scan_max(zbar, scales)[inv], np.nan)
             if pool == "both":
                 own = K.scan_max(z, scales)
                 score = np.where(np.abs(own) > np.abs(score), own, score)
@@ -151,11 +160,40 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
             effect = np.where(valid, fast[inv], np.nan)
             if contrast_window:  # the zone's slow residual, for the city background (_contrast)
                 slow = slow_residual(rbar, contrast_window)[inv].astype(np.float32)
-    score = (score * gain).astype(np.float32)
+    score = _finish(score, gain, direction)
     effect = effect.astype(np.float32)
-    if direction != "both":  # only departures of the given sign can be events (registry anomaly_direction)
+    out = (z.astype(np.float32), score, effect) + ((slow,) if contrast_window else ()) + ((rep,) if city else ())
+    return out if qc else (bits, *out)
+
+
+def _finish(score: np.ndarray, gain: float, direction: str) -> np.ndarray:
+    """The score times ``gain`` (float32); only departures of the given sign kept (``anomaly_direction``)."""
+    score = (score * gain).astype(np.float32)
+    if direction != "both":
         keep = score > 0 if direction == "up" else score < 0
         score = np.where(keep | np.isnan(score), score, np.float32(0.0))
-    out = (z.astype(np.float32), score, effect) + ((slow,) if contrast_window else ())
-    return out if qc else (bits, *out)
+    return score
+
+
+def _first_rows(inv: np.ndarray, n_z: int) -> np.ndarray:
+    """The first row of each zone of a block (the same sensor whatever the chunking)."""
+    return np.array([np.flatnonzero(inv == k)[0] for k in range(n_z)], dtype=np.int64)
+
+
+def city_scan_block(rep: np.ndarray, z: np.ndarray, city: np.ndarray, *, codes: np.ndarray, scales: tuple[int, ...],
+                    gain: float = 1.0, direction: str = "both") -> np.ndarray:
+    """Scan score (float32) of each zone's mean ``z`` minus the city's (``anomaly_city``).
+
+    ``rep`` holds each zone's mean ``z`` in its first row (:func:`scores_block` with
+    ``city=True``), ``city`` the median over the city's zones at each step (every row alike).
+    What every zone shares at once — rain slowing traffic, washing NO2 out, keeping people
+    in; a day type's profile missing a shared swing — cancels; an event in a few zones does
+    not move the median. NaN where the row's own ``z`` is NaN.
+    """
+    zones, inv = _zone_index(codes)
+    first = _first_rows(inv, len(zones))
+    with np.errstate(invalid="ignore"):
+        d = rep[first].astype(np.float64) - np.asarray(city, dtype=np.float64)[first]
+    score = np.where(np.isnan(z), np.nan, K.scan_max(d, scales)[inv])
+    return _finish(score, gain, direction)
 

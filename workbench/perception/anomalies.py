@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.perception._blocks import scores_block
+from workbench.perception._blocks import city_scan_block, scores_block
 from workbench.perception._contrast import contrast
 from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
@@ -102,6 +102,10 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
         window = steps(float(th["anomaly_contrast_hours"]), step_of(ds["time"]))
         kw["contrast_window"] = window
         dtypes = [*dtypes, np.float32]
+    city = bool(th["anomaly_city"]) and kw["pool"] == "zone" and kw["model"] != "poisson"
+    if city:
+        kw["city"] = True
+        dtypes = [*dtypes, np.float32]
     res = zone_map(scores_block, arrays, codes, dtypes=dtypes, kwargs=kw)
     out = {}
     if not have_qc:
@@ -109,6 +113,10 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
         qc.attrs = qc_attrs(name, ds[name].attrs.get("long_name"))
         out[f"{name}_qc"] = qc
     z, score, effect = res[:3]
+    if city:  # the zone against the city's median zone, at every scan scale: one reduction over every chunk
+        rep = res[-1]
+        (score,) = zone_map(city_scan_block, [rep, z, rep.median("sensor", skipna=True).broadcast_like(rep)], codes,
+                            dtypes=[np.float32], kwargs=dict(scales=scales, gain=kw["gain"], direction=kw["direction"]))
     if window:  # a zone against the city's least departing zone: one reduction over every chunk
         slow = res[3]
         score, effect = xr.apply_ufunc(
