@@ -42,6 +42,28 @@ def test_ccf_numpy_equals_direct_sum():
     assert ((sd > 0.03) & (sd < 0.1)).all()  # ≈ 1/sqrt(500) for white noise
 
 
+@pytest.mark.parametrize("n,max_lag", [(300, 150), (301, 5)])
+def test_ccf_numpy_no_wraparound_and_bartlett_equal_direct_sums(n, max_lag):
+    """The FFT is padded just enough: every lag and Bartlett's null sd equal direct sums."""
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.normal(size=(2, n)), -1)
+    y = np.cumsum(rng.normal(size=(2, n)), -1)
+    c, sd = ccf_numpy(x, y, max_lag)
+
+    def acf(a, b, L):  # Σ_t a(t) b(t + L)
+        return (a[: n - L] * b[L:]).sum() if L >= 0 else (a[-L:] * b[: n + L]).sum()
+
+    m = n // 4
+    for i in range(2):
+        a, b = x[i] - x[i].mean(), y[i] - y[i].mean()
+        den = np.sqrt((a * a).sum() * (b * b).sum())
+        want = [acf(a, b, L) / den for L in range(-max_lag, max_lag + 1)]
+        np.testing.assert_allclose(c[i], want, atol=1e-12)
+        ks = range(-m, m + 1)
+        var = sum((1 - abs(k) / (m + 1)) * acf(a, a, k) / (a * a).sum() * acf(b, b, k) / (b * b).sum() for k in ks)
+        assert sd[i] == pytest.approx(np.sqrt(max(var, 1.0) / n), rel=1e-10)
+
+
 @pytest.fixture(scope="module")
 def zoned():
     from workbench.synth import make_city
