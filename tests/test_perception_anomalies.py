@@ -241,3 +241,13 @@ def test_city_median_cancels_a_citywide_dip_and_keeps_a_zone_dip():
     eager = anomaly_scores(ds, thresholds={"traffic_speed": {"anomaly_city": True}})
     assert chunked["traffic_speed_score"].chunks is not None
     np.testing.assert_allclose(chunked["traffic_speed_score"].values, eager["traffic_speed_score"].values, rtol=1e-6, atol=1e-6)
+
+
+def test_zone_order_gives_the_same_scores_without_putting_sensors_back(heat_city):
+    env = heat_city["environment"].to_dataset()[["air_temperature", "no2"]].chunk({"sensor": 5})
+    a = anomaly_scores(env)
+    b = anomaly_scores(env, zone_order=True)
+    zones = b["zone"].values
+    assert list(zones) == sorted(zones)  # zone order (stable), so each chunk holds whole zones
+    for v in ("air_temperature_score", "no2_score", "no2_effect"):
+        np.testing.assert_allclose(b[v].values, a[v].sel(sensor=b["sensor"]).values, rtol=1e-6, atol=1e-6)

@@ -5,7 +5,9 @@ every sensor of a zone in the block it sees. When the sensor axis is one chunk (
 in memory) the kernel runs on it as is. When it is split into several chunks, the sensors are
 put in zone order once (a gather), cut into chunks at zone boundaries of about the input's
 chunk size, mapped, and put back in their original order — one deliberate rechunk (DESIGN.md
-§5), so the result never depends on the chunking.
+§5), so the result never depends on the chunking. Blocks that already hold whole zones (e.g.
+after :func:`zone_order`, which callers that do not need the original order use once, up
+front) are mapped as they are: no gather, no putting back.
 
 Each kernel gets a ``(sensor, time)`` block, the matching per-sensor zone codes, and returns
 one or more ``(sensor, time)`` arrays (one task per block and variable, whatever the number of
@@ -19,7 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-__all__ = ["zone_codes", "zone_map"]
+__all__ = ["zone_codes", "zone_map", "zone_order", "zone_complete"]
 
 
 def zone_codes(ds: xr.Dataset) -> np.ndarray:
@@ -42,6 +44,23 @@ def _zone_chunks(codes_sorted: np.ndarray, target: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def zone_complete(codes: np.ndarray, chunks: Sequence[int]) -> bool:
+    """Whether no zone is split between two of the sensor ``chunks``."""
+    which = np.repeat(np.arange(len(chunks)), chunks)
+    return len(np.unique(np.stack([codes, which]), axis=1)[0]) == len(np.unique(codes))
+
+
+def zone_order(ds: xr.Dataset, codes: np.ndarray) -> tuple[xr.Dataset, np.ndarray]:
+    """``ds`` with its sensors in zone order, chunked at zone boundaries (the gather :func:`zone_map`
+    would do per output, done once), and the matching codes; unchanged when not split along sensor."""
+    x0 = next((v for v in ds.data_vars.values() if "sensor" in v.dims and v.chunks is not None), None)
+    if x0 is None or len(x0.chunksizes["sensor"]) < 2 or zone_complete(codes, x0.chunksizes["sensor"]):
+        return ds, codes
+    order = np.argsort(codes, kind="stable")
+    chunks = _zone_chunks(codes[order], max(x0.chunksizes["sensor"]))
+    return ds.isel(sensor=order).chunk({"sensor": chunks, "time": -1}), codes[order]
+
+
 def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes: np.ndarray, *,
              dtypes: Sequence[type], kwargs: dict | None = None) -> list[xr.DataArray]:
     """``func(*blocks, codes=block_codes, **kwargs)`` over zone-complete ``(sensor, time)`` blocks.
@@ -53,7 +72,10 @@ def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes:
     x0 = arrays[0]
     n_out = len(dtypes)
     order = None
-    if x0.chunks is not None and len(x0.chunks[0]) > 1:
+    if x0.chunks is not None and len(x0.chunks[0]) > 1 and zone_complete(codes, x0.chunks[0]):
+        arrays = [a.chunk({"time": -1}) for a in arrays]  # already whole zones per chunk: no gather
+        codes_used = codes
+    elif x0.chunks is not None and len(x0.chunks[0]) > 1:
         order = np.argsort(codes, kind="stable")
         target = max(x0.chunks[0])
         chunks = _zone_chunks(codes[order], target)

@@ -50,6 +50,7 @@ from workbench.perception._contrast import contrast
 from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
+from workbench.perception._zoned import zone_order as _zone_order
 from workbench.perception.flags import BAD, completeness, flag_params, qc_attrs
 
 __all__ = ["anomaly_scores", "detect_anomalies", "profile_key", "DEFAULT_THRESHOLD", "SCAN_HOURS"]
@@ -136,7 +137,7 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
 
 
 def anomaly_scores(ds: xr.Dataset | xr.DataTree, *, profile: str = "daytype", variables: Sequence[str] | None = None,
-                   thresholds: Mapping[str, Any] | None = None) -> xr.Dataset | xr.DataTree:
+                   thresholds: Mapping[str, Any] | None = None, zone_order: bool = False) -> xr.Dataset | xr.DataTree:
     """Robust seasonal anomaly scores per sensor and step (lazy).
 
     Parameters
@@ -149,6 +150,10 @@ def anomaly_scores(ds: xr.Dataset | xr.DataTree, *, profile: str = "daytype", va
         20 weekdays), ``"week"`` (time of week) or ``"day"``.
     variables, thresholds
         As in :func:`quality_flags` (transform and floor come from the registry).
+    zone_order
+        Return the sensors in zone order, chunked at zone boundaries, when the sensor axis is
+        split: one gather up front instead of one per output and back (for callers that read
+        per-chunk tables and need no particular order). The values are the same.
 
     Returns
     -------
@@ -169,6 +174,8 @@ def anomaly_scores(ds: xr.Dataset | xr.DataTree, *, profile: str = "daytype", va
     def one(d: xr.Dataset) -> xr.Dataset:
         names = list(variables or data_variables(d))
         codes = zone_codes(d)
+        if zone_order:
+            d, codes = _zone_order(d, codes)
         key = profile_key(d["time"], profile)
         step = step_of(d["time"])
         scales = tuple(sorted({steps(h, step) for h in SCAN_HOURS}))
