@@ -7,7 +7,9 @@ seed and overall:
 - **faults**: flag runs (gap, flatline, spike, drift) against the fault truth, matched on
   system + sensor + kind, within the tolerance;
 - **anomalies**: sensor anomalies against the event truth, matched on system + zone (an
-  event row names a system and a zone: every sensor of that system in that zone may show it).
+  event row names a system and a zone: every sensor of that system in that zone may show it),
+  with recall per truth ``role`` (``primary``: the event's zone; ``neighbour``: an adjacent
+  zone its effect spills into).
 
 Faults are rare at the reference rate (about 2 per 100 sensor-months, a handful per city),
 so the fault score uses ``--fault-rate`` (default 0.3 per sensor and 30 days) on cities that
@@ -76,6 +78,8 @@ def score_city(city, *, fault_city=None, threshold: float | None = None, toleran
     kinds = score_by(flagged, faults, "kind", by=keys, tolerance=tolerance)
     per_sys = score_by(det, events, "system", match="zone", tolerance=tolerance)
     per_kind = score_by(det, events, "kind", match="zone", tolerance=tolerance, detected_column="_none")
+    per_role = (score_by(det, events, "role", match="zone", tolerance=tolerance, detected_column="_none")
+                if "role" in events.columns else pd.DataFrame(columns=["role", "recall", "n_truth"]))
     no_srv = events[events["system"] != "services"]
     det_no_srv = det[det["system"] != "services"]
     return {
@@ -85,6 +89,7 @@ def score_city(city, *, fault_city=None, threshold: float | None = None, toleran
         "anomalies_without_services": _clean(score(det_no_srv, no_srv, match="zone", tolerance=tolerance)),
         "anomalies_by_system": per_sys.assign(median_time_to_detect=per_sys["median_time_to_detect"].astype(str)).to_dict("records"),
         "anomaly_recall_by_event_kind": per_kind[["kind", "recall", "n_truth"]].to_dict("records"),
+        "anomaly_recall_by_role": per_role[["role", "recall", "n_truth"]].to_dict("records"),
     }
 
 
@@ -172,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
                     print(_line("  without services", res["anomalies_without_services"]))
                     for k in res["anomalies_by_system"]:
                         print(f"    {k['system']:<14} P={k['precision']:.3f} R={k['recall']:.3f} (truth {k['n_truth']})")
+                    for k in res["anomaly_recall_by_role"]:
+                        print(f"    {k['role'] + ' rows':<14} R={k['recall']:.3f} (truth {k['n_truth']})")
                     if args.incidents:
                         _print_incidents(res["incidents"])
     if args.incidents and not args.json and not (args.dataset or args.store):
