@@ -91,6 +91,9 @@ def main() -> None:
     out = OUT.with_name("apps_load_pages.json") if args.pages else OUT
     out.write_text(json.dumps({"served": "views alone (workbench/apps/pages)" if args.pages else "notebooks",
                                "machine": platform.platform(), "cpus": os.cpu_count(), "dataset": "reference",
+                               "mb_per_session_note": "RSS growth with the N sessions open, over N; only the first "
+                                                       "row starts from a clean server (later rows reuse memory "
+                                                       "freed by earlier sessions)",
                                "load_avg_start": load_start, "load_avg_end": [round(x, 2) for x in os.getloadavg()],
                                "results": rows}, indent=2))
     print(f"wrote {out}")
