@@ -52,19 +52,56 @@ def stats(xs) -> dict:
             "min_ms": round(float(a.min())), "max_ms": round(float(a.max()))}
 
 
+def interactions(page, url: str, result: dict, repeats: int) -> None:
+    """Zone changes (trivial app, perception, analysis) and system changes (perception), timed."""
+    for name, app in (("floor", "_trivial_app"), ("perception", "01_perception")):
+        page.goto(f"{url}/{app}")
+        page.wait_for_function(READY, timeout=120_000)
+        page.wait_for_function(IDLE, timeout=120_000)
+        lat = []
+        for i in range(repeats):
+            z = ZONES[i % len(ZONES)]
+            label = z if name == "floor" else next(
+                o for o in page.locator(".bk-input-group", has=page.locator("label:text-is('Zone')"))
+                .locator("option").all_inner_texts() if o.startswith(z))
+            lat.append(timed_change(page, "Zone", z, label=label))
+        result[f"zone_change_{name}"] = stats(lat)
+        print(name, result[f"zone_change_{name}"], flush=True)
+    lat = []
+    for i in range(max(4, repeats // 2)):
+        system = ("water", "energy")[i % 2]
+        lat.append(timed_change(page, "System", f"Every {system} sensor", label=system))
+    result["system_change_perception"] = stats(lat)
+    print("system", result["system_change_perception"], flush=True)
+    page.goto(f"{url}/02_analysis")
+    page.wait_for_function(READY, timeout=120_000)
+    page.wait_for_function(IDLE, timeout=120_000)
+    options = page.locator(".bk-input-group", has=page.locator("label:text-is('Zone')")).locator("option")
+    labels = options.all_inner_texts()[1:]
+    lat = [timed_change(page, "Zone", f"One day ahead — {labels[i % len(labels)].split(' ')[0]}",
+                        label=labels[i % len(labels)]) for i in range(repeats)]
+    result["zone_change_analysis"] = stats(lat)
+    print("analysis", result["zone_change_analysis"], flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--first-render", nargs="*", default=APPS, help="apps whose first render is timed")
+    ap.add_argument("--notebooks", action="store_true",
+                    help="serve the notebooks 00-03 (as `make serve` does) and time only their first render "
+                         "(→ apps_latency_notebooks.json)")
     args = ap.parse_args()
     chromium = shutil.which("chromium")
     if not chromium:
         raise SystemExit("latency_apps: Debian's chromium is not installed (apt-get install chromium).")
     # the views alone (workbench/apps/pages): the notebooks' own cells may compute per session
-    url, proc = _serve.start("--warm", str(_serve.ROOT / "notebooks" / "00_overview.ipynb"),
-                             *[str(_serve.ROOT / "workbench" / "apps" / "pages" / f"{a}.py") for a in APPS[1:4]],
+    apps = ([str(_serve.ROOT / "notebooks" / f"{a}.ipynb") for a in APPS[1:4]] if args.notebooks else
+            [str(_serve.ROOT / "workbench" / "apps" / "pages" / f"{a}.py") for a in APPS[1:4]])
+    url, proc = _serve.start("--warm", str(_serve.ROOT / "notebooks" / "00_overview.ipynb"), *apps,
                              str(HERE / "_trivial_app.py"))
-    result = {"served": "00_overview notebook + views alone (workbench/apps/pages), --warm",
+    served = "notebooks 00-03" if args.notebooks else "00_overview notebook + views alone (workbench/apps/pages)"
+    result = {"served": f"{served}, --warm",
               "machine": platform.platform(), "cpus": os.cpu_count(), "dataset": "reference", "repeats": args.repeats,
               "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
     try:
@@ -86,39 +123,13 @@ def main() -> None:
                     first[app] = f"failed: {type(exc).__name__}"
                 print(app, first[app], flush=True)
             result["first_render_s"] = first
-            for name, app in (("floor", "_trivial_app"), ("perception", "01_perception")):
-                page.goto(f"{url}/{app}")
-                page.wait_for_function(READY, timeout=120_000)
-                page.wait_for_function(IDLE, timeout=120_000)
-                lat = []
-                for i in range(args.repeats):
-                    z = ZONES[i % len(ZONES)]
-                    label = z if name == "floor" else next(
-                        o for o in page.locator(".bk-input-group", has=page.locator("label:text-is('Zone')"))
-                        .locator("option").all_inner_texts() if o.startswith(z))
-                    lat.append(timed_change(page, "Zone", z, label=label))
-                result[f"zone_change_{name}"] = stats(lat)
-                print(name, result[f"zone_change_{name}"], flush=True)
-            lat = []
-            for i in range(max(4, args.repeats // 2)):
-                system = ("water", "energy")[i % 2]
-                lat.append(timed_change(page, "System", f"Every {system} sensor", label=system))
-            result["system_change_perception"] = stats(lat)
-            print("system", result["system_change_perception"], flush=True)
-            page.goto(f"{url}/02_analysis")
-            page.wait_for_function(READY, timeout=120_000)
-            page.wait_for_function(IDLE, timeout=120_000)
-            options = page.locator(".bk-input-group", has=page.locator("label:text-is('Zone')")).locator("option")
-            labels = options.all_inner_texts()[1:]
-            lat = [timed_change(page, "Zone", f"One day ahead — {labels[i % len(labels)].split(' ')[0]}",
-                                label=labels[i % len(labels)]) for i in range(args.repeats)]
-            result["zone_change_analysis"] = stats(lat)
-            print("analysis", result["zone_change_analysis"], flush=True)
+            if not args.notebooks:
+                interactions(page, url, result, args.repeats)
             browser.close()
     finally:
         _serve.stop(proc)
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
-    OUT.write_text(json.dumps(result, indent=2))
+    (OUT.with_name("apps_latency_notebooks.json") if args.notebooks else OUT).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 
