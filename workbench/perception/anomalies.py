@@ -19,7 +19,13 @@ For each variable, on the ``qc_transform`` scale of the registry (log for multip
    of 1-128 steps — not as a robust z (a median profile of sparse counts is mostly zero);
 6. ``anomaly_threshold`` (registry, per variable) rescales the score so that the detector's
    one threshold means that variable's own bar (the score is ``threshold / anomaly_threshold``
-   × the statistic).
+   × the statistic);
+7. two comparisons with the rest of the city (each a lazy reduction over every chunk):
+   ``anomaly_city`` scans the zone's mean z minus the city's median zone (rain and shared
+   day-type swings cancel, an event in a few zones does not move the median);
+   ``anomaly_contrast_hours`` adds a slow (a day) contrast of the zone against the city's
+   least departing zone (:mod:`~workbench.perception._contrast`: events that cover part of
+   the city for days, like heatwaves, against fronts that move every zone).
 
 :func:`detect_anomalies` turns runs of ``|score| ≥ threshold`` into event rows, where the
 departure from the profile (``<var>_effect``, a 1-hour median of the residual) is also at
