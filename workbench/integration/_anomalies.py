@@ -25,16 +25,26 @@ import xarray as xr
 
 __all__ = ["lazy_anomalies", "gather_anomalies"]
 
+_PART, _POS = "_part", "_position"
+
 
 def _block_runs(mk: np.ndarray, z: np.ndarray, sc: np.ndarray, *, sensors: np.ndarray, zones: np.ndarray,
-                time: pd.DatetimeIndex, system: str, merge: int, variable: str) -> pd.DataFrame:
+                time: pd.DatetimeIndex, system: str, merge: int, variable: str, rank: tuple[int, np.ndarray]) -> pd.DataFrame:
+    """The runs of one block; ``rank`` = (part number, each sensor's position in the city's
+    own order), kept as two hidden columns so :func:`gather_anomalies` can restore
+    ``detect_anomalies``' row order after a zone-ordered computation."""
     from workbench.perception._runs import runs_to_events
 
     coords = {"sensor": sensors, "time": time, "zone": ("sensor", zones)}
     dims = ("sensor", "time")
-    return runs_to_events(xr.DataArray(mk, dims=dims, coords=coords), xr.DataArray(z, dims=dims, coords=coords),
-                          kind="anomaly", system=system, merge=merge, extra={"variable": variable},
-                          signed_score=xr.DataArray(sc, dims=dims, coords=coords))
+    df = runs_to_events(xr.DataArray(mk, dims=dims, coords=coords), xr.DataArray(z, dims=dims, coords=coords),
+                        kind="anomaly", system=system, merge=merge, extra={"variable": variable},
+                        signed_score=xr.DataArray(sc, dims=dims, coords=coords))
+    if len(df):
+        where = {str(v): i for i, v in enumerate(sensors)}
+        df[_PART] = rank[0]
+        df[_POS] = rank[1][[where[str(v)] for v in df["sensor"]]]
+    return df
 
 
 def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_hours: float = 1.0) -> list[Any]:
@@ -57,11 +67,15 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
         names = [n for n in data_variables(d) if thresholds_for(n).get("anomaly_min_effect") is not None]
         if not names:
             continue
-        d = anomaly_scores(d, variables=names)
+        position = {str(v): i for i, v in enumerate(d["sensor"].to_numpy())}
+        # zone order: perception gathers the sensors into zone-complete chunks once and leaves
+        # them there (no per-output put-back); the runs' row order is restored in gather_anomalies
+        d = anomaly_scores(d, variables=names, zone_order=True)
         merge = steps(merge_hours or None, step_of(d["time"]))
         sysname = str(d.attrs.get("system", system) or system)
         time = pd.DatetimeIndex(d.indexes["time"])
         sensors = d["sensor"].to_numpy()
+        rank = np.array([position[str(v)] for v in sensors], dtype=np.int64)
         # boundary: the zone labels, one string per sensor
         zones = np.asarray(d["zone"].values) if "zone" in d.coords else np.full(len(sensors), "", dtype=object)  # boundary: small sensor coordinate
         for name in names:
@@ -71,8 +85,10 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
             arrays = [hit.transpose("sensor", "time").data, d[f"{name}_z"].transpose("sensor", "time").data, score.data]
             kw = dict(time=time, system=sysname, merge=merge, variable=name)
             if not isinstance(arrays[0], dsa.Array):
-                parts.append(_block_runs(*(np.asarray(a) for a in arrays), sensors=sensors, zones=zones, **kw))
+                parts.append(_block_runs(*(np.asarray(a) for a in arrays), sensors=sensors, zones=zones,
+                                         rank=(len(parts), rank), **kw))
                 continue
+            first = len(parts)
             arrays = [a.rechunk({1: -1}) for a in arrays]
             chunks = arrays[0].chunks[0]
             arrays = [a.rechunk((chunks, -1)) for a in arrays]
@@ -80,7 +96,8 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
             lo = 0
             for i, n in enumerate(chunks):
                 parts.append(dask.delayed(_block_runs, pure=True)(
-                    blocks[0][i], blocks[1][i], blocks[2][i], sensors=sensors[lo:lo + n], zones=zones[lo:lo + n], **kw))
+                    blocks[0][i], blocks[1][i], blocks[2][i], sensors=sensors[lo:lo + n], zones=zones[lo:lo + n],
+                    rank=(first, rank[lo:lo + n]), **kw))
                 lo += n
     return parts
 
@@ -92,4 +109,7 @@ def gather_anomalies(parts: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in parts if len(f)]
     if not frames:
         return empty_events(("variable", "score"))
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    if _PART in out:  # one variable's parts in the city's sensor order (runs of a sensor stay in time order)
+        out = out.sort_values([_PART, _POS], kind="stable").drop(columns=[_PART, _POS]).reset_index(drop=True)
+    return out

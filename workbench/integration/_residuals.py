@@ -220,31 +220,31 @@ def _zone_signal(da: xr.DataArray, *, additive: bool) -> tuple[xr.DataArray, xr.
     perception's ``zone_map``, so one ``dask.compute`` of both does it once), computes the
     residuals and the zone medians in one numba pass (no GIL), and returns ``zones × time``.
     """
-    from workbench.perception._zoned import _zone_chunks
+    from workbench.perception._zoned import zone_codes, zone_order
 
-    # boundary: the zone labels, one string per sensor
-    labels = np.asarray(da["zone"].to_numpy()).astype(str)  # boundary: small sensor coordinate
-    uniq, codes = np.unique(labels, return_inverse=True)
-    da = da.transpose("sensor", "time")
-    keys = _key_order(slot_keys(pd.DatetimeIndex(da.indexes["time"])))
-    if da.chunks is not None and len(da.chunks[0]) > 1:
-        order = np.argsort(codes, kind="stable")
-        da, codes = da.isel(sensor=order).chunk({"sensor": _zone_chunks(codes[order], max(da.chunks[0])), "time": -1}), codes[order]
-    elif da.chunks is not None:
-        da = da.chunk({"time": -1})
+    name = da.name
+    ds = da.transpose("sensor", "time").to_dataset(name=name)
+    codes = zone_codes(ds)
+    uniq = np.unique(np.asarray(ds["zone"].to_numpy()).astype(str))  # boundary: small sensor coordinate
+    keys = _key_order(slot_keys(pd.DatetimeIndex(ds.indexes["time"])))
+    ds, codes = zone_order(ds, codes)  # no-op unless zones are split between sensor chunks
+    da = ds[name].chunk({"time": -1}) if ds[name].chunks is not None else ds[name]
     spans = np.cumsum((0, *(da.chunks[0] if da.chunks is not None else (da.sizes["sensor"],))))
-    groups, n_zones = [], []
+    groups, n_zones, seq = [], [], []
     for lo, hi in zip(spans[:-1], spans[1:]):
         present, local = np.unique(codes[lo:hi], return_inverse=True)
         bounds = np.r_[0, np.cumsum(np.bincount(local, minlength=len(present)))].astype(np.int64)
         groups.append((np.argsort(local, kind="stable").astype(np.int64), bounds))
         n_zones.append(len(present))
+        seq.extend(present)
     kw = dict(slots=keys, groups=groups, additive=additive)
     if da.chunks is None:
         out = _zone_block(np.asarray(da.values), **kw)
     else:
         out = da.data.map_blocks(_zone_block, chunks=(tuple(n_zones), (2,), (da.sizes["time"],)), new_axis=1,
                                  dtype=np.float64, meta=np.empty((0, 0, 0)), **kw)
+    if np.any(np.diff(seq) < 0):  # whole zones per chunk, but chunks not in zone order
+        out = out[np.argsort(seq, kind="stable")]
     coords = {"zone": np.asarray(uniq, dtype=object), "time": da["time"]}
     med = xr.DataArray(out[:, 0], dims=("zone", "time"), coords=coords)
     return med, xr.DataArray(out[:, 1].astype(np.int64), dims=("zone", "time"), coords=coords)
