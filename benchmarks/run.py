@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run [--quick] [--only STAGE[,STAGE]] [--json]
+    python -m benchmarks.run [--quick] [--only STAGE[,STAGE]] [--sensors N] [--json]
 
 Rows go to ``benchmarks/results/<module>.json`` (a JSON list of rows with at least ``stage,
 sensors, days, seconds, peak_rss_mb, vs_pandas, vs_floor``; a run with ``--only`` replaces just
@@ -37,10 +37,11 @@ def _merge(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in old if tuple(r.get(k) for k in _KEY) not in fresh] + rows
 
 
-def run(*, quick: bool = False, only: list[str] | None = None, as_json: bool = False, timeout: float | None = None) -> list[dict]:
+def run(*, quick: bool = False, only: list[str] | None = None, as_json: bool = False, timeout: float | None = None,
+        sensors: list[int] | None = None) -> list[dict]:
     """Run the suite; returns the rows (also written to disk)."""
     log = (lambda msg: print(msg, file=sys.stderr)) if as_json else print
-    scenarios = discover(only=only, quick=quick)
+    scenarios = [sc for sc in discover(only=only, quick=quick) if not sensors or sc.sensors in sensors]
     if not scenarios:
         log("no benchmark scenario matched" + (f" --only {','.join(only)}" if only else ""))
         return []
@@ -68,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small scenarios only (results under results/tmp/quick)")
     parser.add_argument("--only", action="append", default=None, metavar="STAGE",
                         help="only these stages (repeat, or comma-separate)")
+    parser.add_argument("--sensors", type=int, action="append", default=None, metavar="N",
+                        help="only the scenarios of this size (repeatable), e.g. --sensors 1000")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON on stdout (progress on stderr)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per subprocess")
     args = parser.parse_args(argv)
     only = [s for part in args.only for s in part.split(",") if s] if args.only else None
-    rows = run(quick=args.quick, only=only, as_json=args.json, timeout=args.timeout)
+    rows = run(quick=args.quick, only=only, as_json=args.json, timeout=args.timeout, sensors=args.sensors)
     return 0 if rows and not any(r.get("error") for r in rows) else 1
 
 
