@@ -251,3 +251,17 @@ def test_zone_order_gives_the_same_scores_without_putting_sensors_back(heat_city
     assert list(zones) == sorted(zones)  # zone order (stable), so each chunk holds whole zones
     for v in ("air_temperature_score", "no2_score", "no2_effect"):
         np.testing.assert_allclose(b[v].values, a[v].sel(sensor=b["sensor"]).values, rtol=1e-6, atol=1e-6)
+
+
+def test_slot_median_equals_flox_nanmedian():
+    from flox import groupby_reduce
+
+    from workbench.perception._blocks import slot_median
+
+    rng = np.random.default_rng(1)
+    slot = np.arange(96 * 21) % (96 * 3)
+    y = rng.standard_normal((5, slot.size))
+    y[rng.random(y.shape) < 0.1] = np.nan
+    y[2, slot == 7] = np.nan  # an empty slot
+    want, _ = groupby_reduce(y, slot, func="nanmedian", expected_groups=np.arange(96 * 3 + 1), axis=-1)
+    np.testing.assert_allclose(slot_median(y, slot, 96 * 3 + 1), np.asarray(want), equal_nan=True)

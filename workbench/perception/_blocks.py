@@ -10,6 +10,7 @@ The flag kernel lives in :mod:`workbench.perception._qc`.
 from __future__ import annotations
 
 import bottleneck as bn
+import numba
 import numpy as np
 
 from workbench.perception import _kernels as K
@@ -17,7 +18,7 @@ from workbench.perception._contrast import slow_residual
 from workbench.perception._counts import poisson_scan
 from workbench.perception._qc import flags_block, glog  # the flag kernel (quality_flags)
 
-__all__ = ["glog", "flags_block", "scores_block", "residual", "city_scan_block", "POOL_CLIP"]
+__all__ = ["glog", "flags_block", "scores_block", "residual", "slot_median", "city_scan_block", "POOL_CLIP"]
 
 #: |z| of one sensor is clipped here before the zone mean (``anomaly_pool: zone``): one sensor
 #: with an unflagged fault cannot make its zone anomalous (5 and 8 tried on seeds 100-109)
@@ -94,15 +95,43 @@ def _poisson_scores(x: np.ndarray, bad_mask: np.ndarray, *, codes: np.ndarray, s
     return z, score, effect
 
 
-def residual(x: np.ndarray, bits: np.ndarray, *, slot: np.ndarray, n_slots: int, transform: str, bad: int) -> np.ndarray:
-    """Departure of each row from its profile (median per ``slot``, flox on the block), bad readings NaN."""
-    from flox import groupby_reduce
+@numba.njit(cache=True, nogil=True)
+def _slot_median(y, order, bounds):  # pragma: no cover - compiled
+    n_s = y.shape[0]
+    n_g = bounds.shape[0] - 1
+    out = np.full((n_s, n_g), np.nan)
+    buf = np.empty(order.shape[0])
+    for i in range(n_s):
+        for g in range(n_g):
+            m = 0
+            for j in range(bounds[g], bounds[g + 1]):
+                v = y[i, order[j]]
+                if not np.isnan(v):
+                    buf[m] = v
+                    m += 1
+            if m:
+                out[i, g] = np.median(buf[:m])
+    return out
 
+
+def slot_median(y: np.ndarray, slot: np.ndarray, n_slots: int) -> np.ndarray:
+    """Median of each row per ``slot`` (NaN-aware; NaN for an empty slot), shape (rows, n_slots).
+
+    The profile: one numba pass gathering each slot's values (the slot order is shared by all
+    rows) — the same values as flox's ``groupby_reduce(func="nanmedian")`` at about a third of
+    its time (it partitions the whole block).
+    """
+    order = np.argsort(slot, kind="stable")
+    bounds = np.searchsorted(slot[order], np.arange(n_slots + 1))
+    return _slot_median(np.ascontiguousarray(y, dtype=np.float64), order.astype(np.int64), bounds.astype(np.int64))
+
+
+def residual(x: np.ndarray, bits: np.ndarray, *, slot: np.ndarray, n_slots: int, transform: str, bad: int) -> np.ndarray:
+    """Departure of each row from its profile (:func:`slot_median`), bad readings NaN."""
     y = glog(x, transform)
     y[(bits & bad) != 0] = np.nan
     with np.errstate(all="ignore"):
-        prof, _ = groupby_reduce(y, slot, func="nanmedian", expected_groups=np.arange(n_slots), axis=-1)
-        y -= np.asarray(prof)[:, slot]
+        y -= slot_median(y, slot, n_slots)[:, slot]
     return y
 
 
