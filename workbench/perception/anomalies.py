@@ -4,8 +4,9 @@ For each variable, on the ``qc_transform`` scale of the registry (log for multip
 
 1. readings flagged bad by :func:`~workbench.perception.quality_flags` are masked (faults are
    not anomalies: a stuck or drifting sensor is a maintenance job, not a city event);
-2. each sensor's **profile** is the median per time-of-day slot and day type (flox groupby;
-   ``profile="week"`` uses the 7 × 24 h time-of-week instead, ``"day"`` one daily profile);
+2. each sensor's **profile** is the median per time-of-day slot and day type (a numba slot
+   median, equal to flox's ``nanmedian`` groupby; ``profile="week"`` uses the 7 × 24 h
+   time-of-week instead, ``"day"`` one daily profile);
 3. the **residual** from the profile is scaled by the sensor's robust spread (1.4826 × MAD):
    ``z``;
 4. the **score** is a multi-scale scan statistic (numba): for each step, the strongest
@@ -39,7 +40,8 @@ down, which is weather; the events that touch air quality raise it.
 
 Flags (when absent), profile, z, scan and effect of a variable run in one block kernel
 (:func:`workbench.perception._blocks.scores_block`) per zone-complete chunk; the profile is
-flox's ``groupby_reduce`` on the block; ``z``, ``score`` and ``effect`` are float32.
+:func:`~workbench.perception._blocks.slot_median` on the block; ``z``, ``score``, ``effect``
+are float32.
 """
 
 from __future__ import annotations
