@@ -77,4 +77,31 @@ def zone_sum_count(x, qc, zi: np.ndarray, nz: int, bad: int = 0xFF):
         chunks=((1,) * nb, (2,), (nz,), x.chunks[1]),
         meta=np.empty((0, 0, 0, 0), dtype=np.float64),
     )
-    return parts.sum(axis=0)
+    # partials added in place, eight at a time: ``.sum(axis=0)`` would copy each 22 MB partial
+    # twice more (its per-block sum, then the concatenation of its group)
+    out = dsa.reduction(
+        parts, chunk=_keep, combine=_add, aggregate=_add, axis=0, keepdims=True, concatenate=False,
+        split_every=8, dtype=np.float64, meta=np.empty((0, 0, 0, 0), dtype=np.float64),
+    )
+    return out[0]
+
+
+def _keep(x, axis=None, keepdims=True):
+    return x
+
+
+def _add(parts, axis=None, keepdims=True):
+    """Sum of a group of partials (a list, possibly nested), into a copy of the first."""
+    flat = list(_leaves(parts))
+    out = np.array(flat[0], dtype=np.float64, copy=True)
+    for p in flat[1:]:
+        out += p
+    return out
+
+
+def _leaves(parts):
+    if isinstance(parts, (list, tuple)):
+        for p in parts:
+            yield from _leaves(p)
+    else:
+        yield parts
