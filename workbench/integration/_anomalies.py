@@ -58,6 +58,7 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
 
     thr = DEFAULT_THRESHOLD if threshold is None else threshold
     parts: list[Any] = []
+    times: list[pd.DatetimeIndex] = []
     for system in city.children:
         d = city[system].to_dataset()
         if not ("sensor" in d.dims and "time" in d.dims):
@@ -74,6 +75,8 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
         merge = steps(merge_hours or None, step_of(d["time"]))
         sysname = str(d.attrs.get("system", system) or system)
         time = pd.DatetimeIndex(d.indexes["time"])
+        time = next((t for t in times if t.equals(time)), time)  # one object shared by the tasks (pickled once)
+        times.append(time)
         sensors = d["sensor"].to_numpy()
         rank = np.array([position[str(v)] for v in sensors], dtype=np.int64)
         # boundary: the zone labels, one string per sensor
