@@ -265,3 +265,12 @@ def test_slot_median_equals_flox_nanmedian():
     y[2, slot == 7] = np.nan  # an empty slot
     want, _ = groupby_reduce(y, slot, func="nanmedian", expected_groups=np.arange(96 * 3 + 1), axis=-1)
     np.testing.assert_allclose(slot_median(y, slot, 96 * 3 + 1), np.asarray(want), equal_nan=True)
+
+
+def test_variable_profile_overrides_the_call_profile():
+    ds = _system(n_s=4, days=21, seed=4)
+    own = anomaly_scores(ds, thresholds={"electric_load": {"anomaly_profile": "day"}})["electric_load_score"].values
+    day = anomaly_scores(ds, profile="day")["electric_load_score"].values
+    week = anomaly_scores(ds, profile="daytype")["electric_load_score"].values
+    np.testing.assert_allclose(own, day)
+    assert not np.allclose(own, week, equal_nan=True)

@@ -26,7 +26,8 @@ QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_a
                 "drift_fraction", "drift_hours", "drift_min_hours", "min_buddies", "valid_min", "valid_max",
                 "qc_transform", "qc_floor", "anomaly_min_effect", "spike_own_z",
                 "anomaly_direction", "anomaly_model", "anomaly_pool", "anomaly_threshold", "anomaly_scan_hours",
-                "anomaly_contrast_hours", "drift_spread", "anomaly_city")
+                "anomaly_contrast_hours", "drift_spread", "anomaly_city",
+                "anomaly_profile")
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +52,7 @@ def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dic
     out.setdefault("anomaly_scan_hours", None)
     out.setdefault("anomaly_contrast_hours", None)
     out.setdefault("anomaly_city", False)
+    out.setdefault("anomaly_profile", None)
     for key in QUALITY_KEYS:
         if key in v:
             out[key] = v[key]

@@ -94,6 +94,8 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
     if th["anomaly_scan_hours"]:  # a variable's own scan windows (registry), in hours
         step = step_of(ds["time"])
         scales = tuple(sorted({steps(float(h), step) for h in th["anomaly_scan_hours"]}))
+    if th["anomaly_profile"]:  # a variable's own profile (registry): weather has no weekly rhythm
+        key = profile_key(ds["time"], str(th["anomaly_profile"]))
     slot = np.asarray(key.to_numpy())  # boundary: the slot of each time step, small
     kw = dict(slot=slot, n_slots=int(slot.max()) + 1 if slot.size else 1, transform=th["qc_transform"],
               floor=float(th["qc_floor"]), scales=scales, effect_window=effect_window, bad=int(BAD),
