@@ -41,7 +41,7 @@ def run(*, quick: bool = False, only: list[str] | None = None, as_json: bool = F
         sensors: list[int] | None = None) -> list[dict]:
     """Run the suite; returns the rows (also written to disk)."""
     log = (lambda msg: print(msg, file=sys.stderr)) if as_json else print
-    scenarios = [sc for sc in discover(only=only, quick=quick) if not sensors or sc.sensors in sensors]
+    scenarios = [item for item in discover(only=only, quick=quick) if not sensors or item[2].sensors in sensors]
     if not scenarios:
         log("no benchmark scenario matched" + (f" --only {','.join(only)}" if only else ""))
         return []
