@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.perception import _kernels as K
+from workbench.perception._qcnb import others_mean, spike_mask, stands_out
 
 __all__ = ["glog", "flags_block"]
 
@@ -24,20 +25,6 @@ def glog(x: np.ndarray, kind: str) -> np.ndarray:
         m = K.row_median(pos) if x.shape[-1] else np.ones((x.shape[0], 1))
         c = np.where(m > 0, 0.05 * m, 1.0)
         return np.log1p(np.clip(x, 0, None) / c)
-
-
-def _others_mean(v: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of the other rows at each step (NaN-aware; weighted by ``w`` per row) and how many there are."""
-    ok = ~np.isnan(v)
-    wt = np.ones((v.shape[0], 1)) if w is None else w
-    filled = np.where(ok, v * wt, 0.0)
-    wsum = np.where(ok, wt, 0.0)
-    cnt = ok.sum(axis=0)[None, :]
-    others = cnt - ok
-    with np.errstate(all="ignore"):
-        den = wsum.sum(axis=0)[None, :] - wsum
-        mean = np.where((others > 0) & (den > 0), (filled.sum(axis=0)[None, :] - filled) / den, np.nan)
-    return mean, others
 
 
 def _own_noise(y: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -71,12 +58,21 @@ def _local_z(d: np.ndarray, window: int, floor: float, transform: str = "linear"
         return _relative(d - K.centered_median(d, window), transform) / np.fmax(K.diff_sigma(d), floor)
 
 
-def _stands_out(v: np.ndarray, n_others: np.ndarray, n_min: int) -> np.ndarray:
-    """|v| larger than the mean |v| of the zone's other sensors (or no buddies to compare with)."""
-    a = np.abs(v)
-    mean_abs, _ = _others_mean(a)
-    with np.errstate(invalid="ignore"):
-        return (a > mean_abs) | (n_others < n_min) | np.isnan(mean_abs)
+def _drift_smooth(d: np.ndarray, window: int) -> np.ndarray:
+    """The centred moving median over ``window`` steps of ``d``'s block means (blocks of
+    ``window // 24`` steps: hourly for a day at 15 minutes), back on the steps; at least a
+    quarter of the blocks must have values."""
+    b = max(1, window // 24)
+    n, n_t = d.shape
+    nb = -(-n_t // b)
+    if b == 1 or nb < 2:
+        return K.centered_median(d, window, min_count=max(1, window // 4))
+    pad = np.full((n, nb * b - n_t), np.nan)
+    with np.errstate(all="ignore"):
+        blocks = np.nanmean(np.concatenate([d, pad], axis=1).reshape(n, nb, b), axis=2)
+    w = max(1, window // b)
+    sm = K.centered_median(blocks, w, min_count=max(1, w // 4))
+    return np.repeat(sm, b, axis=1)[:, :n_t]
 
 
 def _wander(smooth: np.ndarray, lag: int) -> float:
@@ -94,16 +90,12 @@ def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray,
     (``z_zone``), confirmed on its own series (``z_own``, same sign), standing out in the zone,
     and not shared: the other sensors' own ``z`` of that sign averages below ``spike_own_z / 2``."""
     w = 1.0 / np.fmax(_own_noise(y, d), floor * floor)
-    buddy, _ = _others_mean(y, w)
+    buddy, _ = others_mean(y, w)
     dw = np.where(has, y - buddy, y)
     del buddy
     z_zone = _local_z(dw, window, floor, transform)
     z_own = _local_z(y, window, floor, transform)
-    with np.errstate(invalid="ignore"):
-        sign = np.sign(z_zone)
-        shared, _ = _others_mean(z_own)
-        return ((np.abs(z_zone) >= spike_z) & (np.abs(z_own) >= spike_own_z) & (np.sign(z_own) == sign)
-                & _stands_out(z_zone, n_others, n_min) & ~(has & (shared * sign >= 0.5 * spike_own_z)))
+    return spike_mask(z_zone, z_own, n_others, n_min, spike_z, spike_own_z)
 
 
 def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, transform: str, n_min: int,
@@ -115,7 +107,7 @@ def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, 
     if y.shape[-1]:
         with np.errstate(all="ignore"):
             y -= K.row_median(y)
-    buddy, n_others = _others_mean(y)
+    buddy, n_others = others_mean(y)
     has = n_others >= n_min
     d = np.where(has, y - buddy, y)  # the zone's common signal (rhythm, weather, events) cancels
     del buddy
@@ -129,13 +121,13 @@ def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, 
         if drift_fraction:
             usable = ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & has
             dd = np.where(usable, d, np.nan)
-            smooth = K.centered_median(dd, drift_window, min_count=max(1, drift_window // 4))
+            smooth = _drift_smooth(dd, drift_window)
             if dd.shape[-1]:
                 smooth -= K.row_median(dd)
             lim = drift_fraction
             if drift_spread and smooth.shape[-1] > drift_window:
                 lim = max(drift_fraction, drift_spread * _wander(smooth, drift_window))
-            far = (np.abs(smooth) >= lim) & _stands_out(smooth, n_others, n_min) & has
+            far = (np.abs(smooth) >= lim) & stands_out(smooth, n_others, n_min) & has
             bits |= np.where(K.long_runs(far, drift_min), np.uint8(K.DRIFT), np.uint8(0))
     return bits
 
