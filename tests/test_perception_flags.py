@@ -159,6 +159,15 @@ def test_jump_shared_by_zone_mates_is_not_a_spike():
     assert not (qc[:, 200] & 8).any()
 
 
+def test_sensor_without_zone_mates_is_never_a_spike():
+    # alone in its zone, a sensor's own series cannot tell a spike from weather: no spike flags
+    v = _noisy(n_s=5)
+    v[4, 100:104] *= 2.0
+    v[4, 250] *= 3.0
+    qc = quality_flags(_system(v, zones=["Z01"] * 4 + ["Z02"]))["electric_load_qc"].values
+    assert not (qc[4] & 8).any()
+
+
 def test_drift_against_zone_mates():
     v = _noisy(n_s=4, n_t=96 * 8)
     ramp = np.clip((np.arange(v.shape[1]) - 96 * 3) / (96 * 3), 0, 1)

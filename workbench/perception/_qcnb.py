@@ -105,17 +105,13 @@ def _spike_mask(z_zone, z_own, n_others, n_min, spike_z, own_z):  # pragma: no c
     n, n_t = z_zone.shape
     out = np.zeros((n, n_t), dtype=np.bool_)
     for t in range(n_t):
-        sa = 0.0  # Σ |z_zone| and Σ z_own over the rows that have them
-        ca = 0
+        sa = 0.0  # Σ |z_own| and Σ z_own over the rows that have them
         so = 0.0
         co = 0
         for i in range(n):
-            a = z_zone[i, t]
-            if not np.isnan(a):
-                sa += abs(a)
-                ca += 1
             b = z_own[i, t]
             if not np.isnan(b):
+                sa += abs(b)
                 so += b
                 co += 1
         for i in range(n):
@@ -123,11 +119,13 @@ def _spike_mask(z_zone, z_own, n_others, n_min, spike_z, own_z):  # pragma: no c
             b = z_own[i, t]
             if not (abs(a) >= spike_z and abs(b) >= own_z and np.sign(a) == np.sign(b)):
                 continue
-            # stands out: |z_zone| above the others' mean |z_zone| (or no one to compare with)
-            if n_others[i, t] >= n_min and ca > 1 and not abs(a) > (sa - abs(a)) / (ca - 1):
+            if n_others[i, t] < n_min:  # too few zone-mates report: no test
+                continue
+            # stands out: |z_own| above the others' mean |z_own| (the mates' z_zone mirror a spike)
+            if co > 1 and not abs(b) > (sa - abs(b)) / (co - 1):
                 continue
             # not shared: the others' mean own z, in the spike's direction, below own_z / 2
-            if n_others[i, t] >= n_min and co > 1 and ((so - b) / (co - 1)) * np.sign(a) >= 0.5 * own_z:
+            if co > 1 and ((so - b) / (co - 1)) * np.sign(a) >= 0.5 * own_z:
                 continue
             out[i, t] = True
     return out
@@ -136,9 +134,9 @@ def _spike_mask(z_zone, z_own, n_others, n_min, spike_z, own_z):  # pragma: no c
 def spike_mask(z_zone: np.ndarray, z_own: np.ndarray, n_others: np.ndarray, n_min: int, spike_z: float,
                own_z: float) -> np.ndarray:
     """Readings with ``|z_zone| ≥ spike_z`` and ``|z_own| ≥ own_z`` of one sign that stand out
-    in the zone (``|z_zone|`` above the other rows' mean) and are not shared (the other rows'
-    mean ``z_own`` in that direction below ``own_z / 2``); rows with fewer than ``n_min``
-    zone-mates skip both zone checks."""
+    in the zone (``|z_own|`` above the other rows' mean) and are not shared (the other rows'
+    mean ``z_own`` in that direction below ``own_z / 2``), where at least ``n_min`` zone-mates
+    report."""
     return _spike_mask(np.ascontiguousarray(z_zone), np.ascontiguousarray(z_own), n_others, int(n_min),
                        float(spike_z), float(own_z))
 
