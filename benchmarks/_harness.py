@@ -360,10 +360,12 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
     cluster = None
     sampler = None
     if sc.scheduler == "distributed" and mode == "workbench":
+        import dask
         from distributed import LocalCluster
 
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, memory_limit="8GiB")
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": workbench._options.worker_environ()}):
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, memory_limit="8GiB")
     warm_s = warm_cpu = None
     sensors = sc.sensors
     if mode == "pandas" and sc.pandas_max_sensors and sc.sensors > sc.pandas_max_sensors:

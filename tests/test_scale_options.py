@@ -190,3 +190,14 @@ def test_write_city_honours_the_scheduler_option(tmp_path, small_city):
     assert seen and set(seen) == {"synchronous"}
     assert read_city(tmp_path / "c.zarr")["energy"].sizes["sensor"] == 8
     shutil.rmtree(tmp_path / "c.zarr")
+
+
+def test_worker_environ_keeps_thread_limits_but_not_the_malloc_trim():
+    import dask
+
+    from workbench._options import worker_environ
+
+    env = worker_environ()
+    assert "MALLOC_TRIM_THRESHOLD_" not in env
+    assert str(env.get("OMP_NUM_THREADS")) == "1"
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get("distributed.nanny.pre-spawn-environ")  # the user's config is untouched

@@ -53,18 +53,23 @@ def start_cluster(
     port: int = 8786,
     dashboard_address: str = "127.0.0.1:8787",
 ) -> Any:
-    """Start a :class:`distributed.LocalCluster` with ``workers`` worker processes."""
+    """Start a :class:`distributed.LocalCluster` with ``workers`` worker processes (their
+    environment: :func:`workbench._options.worker_environ`)."""
+    import dask
     from distributed import LocalCluster
 
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        memory_limit=memory_limit,
-        host=host,
-        scheduler_port=port,
-        dashboard_address=dashboard_address,
-    )
+    from workbench._options import worker_environ
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            memory_limit=memory_limit,
+            host=host,
+            scheduler_port=port,
+            dashboard_address=dashboard_address,
+        )
 
 
 def main(args: argparse.Namespace) -> int:
