@@ -36,7 +36,7 @@ APPS = {"overview": "00_overview", "perception": "01_perception", "analysis": "0
 READY = "() => window.Bokeh !== undefined && Bokeh.documents.length > 0 && Bokeh.documents[0].roots().length > 0"
 IDLE = "() => Bokeh.documents[0].is_idle !== false"
 #: the notebook JupyterLab runs: a view shown inline by the last cell
-LAB_CELLS = ["import panel as pn\n\nfrom workbench.apps import AnalysisView, CityState\n\npn.extension()",
+LAB_CELLS = ["import panel as pn\n\nfrom workbench.apps import AnalysisView, CityState\n\npn.extension(inline=True)  # BokehJS and Panel's JS from the installed packages (offline)",
              'AnalysisView(state=CityState(system="energy", zone="Z03"))']
 LAB_DRAWN = """(needle) => window.Bokeh !== undefined && Bokeh.documents.some(d => [...d.all_models].some(
   m => m.type === "Title" && m.text && m.text.includes(needle)))"""
@@ -78,7 +78,8 @@ def jupyterlab(browser, out: Path) -> Path:
     import nbformat
 
     folder = Path(tempfile.mkdtemp(prefix="workbench-lab-"))
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in LAB_CELLS])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in LAB_CELLS], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}})
     nbformat.write(nb, folder / "inline_view.ipynb")
     try:
         url, proc = _lab(folder)
@@ -90,6 +91,14 @@ def jupyterlab(browser, out: Path) -> Path:
         page.goto(url, timeout=120_000)
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
         page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=120_000)
+        page.wait_for_function("() => [...document.querySelectorAll('.jp-Spinner')].every(e => e.offsetParent === null)",
+                               timeout=120_000)  # the notebook has loaded
+        try:
+            page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=5_000)  # e.g. a kernel choice
+        except Exception:  # no dialog
+            pass
+        if page.locator(".jp-Dialog").count():
+            raise RuntimeError("JupyterLab shows a dialog: " + page.locator(".jp-Dialog").first.inner_text()[:500])
         page.locator(".jp-Notebook .jp-Cell").first.click()
         for _ in LAB_CELLS:
             page.keyboard.press("Shift+Enter")
@@ -100,6 +109,11 @@ def jupyterlab(browser, out: Path) -> Path:
         page.screenshot(path=str(path))
         page.close()
         return path
+    except Exception:
+        failed = Path(tempfile.gettempdir()) / "workbench-lab-failed.png"
+        page.screenshot(path=str(failed))
+        print(f"screenshots: JupyterLab as it was when this failed: {failed}", file=sys.stderr)
+        raise
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)

@@ -141,6 +141,12 @@ class CityView(pn.viewable.Viewer):
         self._bokeh.append(pane)
         return pane
 
+    def beside(self, left, right, *, wide: bool = False) -> pn.Row | pn.Column:
+        """``left`` (the map) and ``right`` side by side (``right`` taking the remaining width),
+        or ``right`` below when it needs the ``wide`` width (a time axis)."""
+        right.sizing_mode = "stretch_width"
+        return (pn.Column if wide else pn.Row)(left, right, sizing_mode="stretch_width")
+
     def sidebar(self) -> pn.Column:
         return self.state.controls()
 
@@ -161,6 +167,7 @@ class CityView(pn.viewable.Viewer):
         return page(title or f"Smart City Workbench — {self.title}", [self._body()], [self.sidebar()])
 
     def __panel__(self):
-        return pn.Row(pn.Column(f"## {self.title}", self.sidebar(), width=320), self._body(),
-                      sizing_mode="stretch_width")
+        """The view inline (a notebook cell): the controls in a row above the panels."""
+        controls = pn.FlexBox(*self.state.controls(width=230).objects)
+        return pn.Column(f"## {self.title}", controls, self._body(), sizing_mode="stretch_width")
 

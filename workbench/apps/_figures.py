@@ -111,9 +111,9 @@ class ZoneMap:
         self.source = ColumnDataSource({})
         self.outline = ColumnDataSource({"xs": [], "ys": []})
         self.points = ColumnDataSource({"lon": [], "lat": [], "sensor": [], "zone": []})
-        fig = _figure("Districts", 0, frame_width=frame_width, frame_height=frame_height,
+        # fixed outer size (frame + axes + colour bar), the frame's aspect kept by the data ranges
+        fig = _figure("Districts", frame_height + 100, width=frame_width + 190, match_aspect=True,
                       x_axis_label="longitude", y_axis_label="latitude")
-        fig.height = None
         self.patches = fig.patches("xs", "ys", source=self.source, fill_color={"field": "value", "transform": self.mapper},
                                    line_color="white", line_width=1, fill_alpha=0.9,
                                    selection_fill_alpha=1.0, nonselection_fill_alpha=0.9)

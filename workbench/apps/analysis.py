@@ -72,8 +72,7 @@ class AnalysisView(CityView):
 
     def main(self) -> list:
         return [
-            pn.Row(self.bokeh(self.map.figure, sizing_mode="fixed"),
-                   self.bokeh(self.forecast.figure, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            self.beside(self.bokeh(self.map.figure, sizing_mode="fixed"), self.bokeh(self.forecast.figure), wide=True),
             self.bokeh(self.series.figure, sizing_mode="stretch_width"),
             self.bokeh(self.profile.figure, sizing_mode="stretch_width"),
         ]

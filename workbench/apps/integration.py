@@ -87,8 +87,7 @@ class IntegrationView(CityView):
 
     def main(self) -> list:
         return [
-            pn.Row(self.bokeh(self.map.figure, sizing_mode="fixed"),
-                   self.bokeh(self.index_plot.figure, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            self.beside(self.bokeh(self.map.figure, sizing_mode="fixed"), self.bokeh(self.index_plot.figure), wide=True),
             self.bokeh(self.series.figure, sizing_mode="stretch_width"),
             pn.Tabs(("Incidents", self.incidents), ("Alerts", self.alerts), dynamic=True, sizing_mode="stretch_width"),
         ]

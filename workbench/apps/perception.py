@@ -59,8 +59,8 @@ class PerceptionView(CityView):
 
     def main(self) -> list:
         city = pn.Column(
-            pn.Row(self.bokeh(self.map.figure, sizing_mode="fixed"),
-                   pn.Column("### Quality of the readings", self.quality_note, self.quality, sizing_mode="stretch_width")),
+            self.beside(self.bokeh(self.map.figure, sizing_mode="fixed"),
+                        pn.Column("### Quality of the readings", self.quality_note, self.quality)),
             self.bokeh(self.series.figure, sizing_mode="stretch_width"),
             self.bokeh(self.matrix.figure, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",

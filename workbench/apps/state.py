@@ -107,16 +107,18 @@ class CityState(param.Parameterized):
                                           "variable": "variable", "zone": "zone"})
         return self
 
-    def controls(self, *, variable: bool = True, window: bool = True) -> pn.Column:
-        """The widgets of this state (a select per choice and a time-range slider)."""
+    def controls(self, *, variable: bool = True, window: bool = True, width: int | None = None) -> pn.Column:
+        """The widgets of this state (a select per choice and a time-range slider), each
+        ``width`` pixels wide (the column's width when ``None``)."""
+        size = {"width": width, "sizing_mode": "fixed"} if width else {"sizing_mode": "stretch_width"}
         widgets = [
-            pn.widgets.Select.from_param(self.param.dataset, label="Dataset", sizing_mode="stretch_width"),
-            pn.widgets.Select.from_param(self.param.system, label="System", sizing_mode="stretch_width"),
+            pn.widgets.Select.from_param(self.param.dataset, label="Dataset", **size),
+            pn.widgets.Select.from_param(self.param.system, label="System", **size),
         ]
         if variable:
-            widgets.append(pn.widgets.Select.from_param(self.param.variable, label="Variable", sizing_mode="stretch_width"))
-        widgets.append(pn.widgets.Select.from_param(self.param.zone, label="Zone", sizing_mode="stretch_width"))
+            widgets.append(pn.widgets.Select.from_param(self.param.variable, label="Variable", **size))
+        widgets.append(pn.widgets.Select.from_param(self.param.zone, label="Zone", **size))
         if window:
             widgets.append(pn.widgets.DatetimeRangeSlider.from_param(
-                self.param.time_window, label="Time window", step=3600_000 * 6, sizing_mode="stretch_width"))
+                self.param.time_window, label="Time window", step=3600_000 * 6, **size))
         return pn.Column(*widgets, sizing_mode="stretch_width")
