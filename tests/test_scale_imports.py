@@ -39,3 +39,22 @@ def test_tiny_run_imports_no_app_stack():
     code = ("import workbench\nfrom workbench.synth import make_city\n"
             "workbench.run(make_city(zones=4, sensors_per_system=6, days=3), progress=False)")
     assert _loaded(code, APPS) == []  # (dask itself imports distributed when it is installed)
+
+
+def test_tiny_run_calls_no_numbagg_kernel():
+    """numbagg's kernels cannot be cached: each one compiles in every process (seconds each)."""
+    code = ("import json, numbagg\ncalled = []\n"
+            "def spy(name, f):\n"
+            "    def g(*a, **k):\n"
+            "        called.append(name)\n"
+            "        return f(*a, **k)\n"
+            "    return g\n"
+            "for n in dir(numbagg):\n"
+            "    f = getattr(numbagg, n)\n"
+            "    if callable(f) and not n.startswith('_') and not isinstance(f, type):\n"
+            "        setattr(numbagg, n, spy(n, f))\n"
+            "import workbench\nfrom workbench.synth import make_city\n"
+            "workbench.run(make_city(zones=4, sensors_per_system=6, days=8), progress=False)\n"
+            "print(json.dumps(sorted(set(called))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
