@@ -56,7 +56,7 @@ def _slot_codes(da: xr.DataArray, by: str, daytype: bool):
     calendar fields cost more than the kernel on a small block.
     """
     t = time_index(da)
-    k = (t.values.tobytes(), str(t.dtype), by, daytype)
+    k = (t.values.tobytes(), str(t.dtype), by, daytype)  # boundary: the time index is a pandas index
     hit = _SLOTS.get(k)
     if hit is None:
         key, groups = calendar_key(da, by)

@@ -254,7 +254,7 @@ def _zone_signal(da: xr.DataArray, *, additive: bool) -> tuple[xr.DataArray, xr.
         seq.extend(present)
     kw = dict(slots=keys, groups=groups, additive=additive)
     if da.chunks is None:
-        out = _zone_block(np.asarray(da.values), **kw)
+        out = _zone_block(np.asarray(da.values), **kw)  # boundary: in-memory input (no dask)
     else:
         out = da.data.map_blocks(_zone_block, chunks=(tuple(n_zones), (2,), (da.sizes["time"],)), new_axis=1,
                                  dtype=np.float64, meta=np.empty((0, 0, 0)), **kw)

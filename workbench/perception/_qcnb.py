@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["others_mean", "move_median", "spike_mask", "stands_out"]
+__all__ = ["others_mean", "spike_mask", "stands_out"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -46,58 +46,6 @@ def others_mean(v: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray,
     v = np.ascontiguousarray(v, dtype=np.float64)
     w = np.ones(v.shape[0]) if w is None else np.ascontiguousarray(np.ravel(w), dtype=np.float64)
     return _others_mean(v, w)
-
-
-@numba.njit(cache=True, nogil=True)
-def _move_median(x, half, mc):  # pragma: no cover - compiled
-    # centred moving median over 2*half+1 steps: a sorted buffer of the window's finite values;
-    # binary search for the slot, one block move per insertion and deletion
-    n_s, n_t = x.shape
-    out = np.full((n_s, n_t), np.nan)
-    buf = np.empty(2 * half + 2)
-    for i in range(n_s):
-        row = x[i]
-        m = 0
-        for t in range(-half, n_t):
-            a = t + half  # enters
-            if a < n_t:
-                v = row[a]
-                if not np.isnan(v):
-                    lo, hi = 0, m
-                    while lo < hi:
-                        mid = (lo + hi) >> 1
-                        if buf[mid] <= v:
-                            lo = mid + 1
-                        else:
-                            hi = mid
-                    for k in range(m, lo, -1):
-                        buf[k] = buf[k - 1]
-                    buf[lo] = v
-                    m += 1
-            if t >= 0:
-                if m >= mc:
-                    out[i, t] = buf[m // 2] if m % 2 else 0.5 * (buf[m // 2 - 1] + buf[m // 2])
-                r = t - half  # leaves
-                if r >= 0:
-                    v = row[r]
-                    if not np.isnan(v):
-                        lo, hi = 0, m
-                        while lo < hi:
-                            mid = (lo + hi) >> 1
-                            if buf[mid] < v:
-                                lo = mid + 1
-                            else:
-                                hi = mid
-                        for k in range(lo, m - 1):
-                            buf[k] = buf[k + 1]
-                        m -= 1
-    return out
-
-
-def move_median(x: np.ndarray, half: int, min_count: int) -> np.ndarray:
-    """Centred moving median over ``2 half + 1`` steps of each row (NaN-aware; NaN where fewer
-    than ``min_count`` values are finite). Equals bottleneck's ``move_median`` centred."""
-    return _move_median(np.ascontiguousarray(x, dtype=np.float64), int(half), int(min_count))
 
 
 @numba.njit(cache=True, nogil=True)
