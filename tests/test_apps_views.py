@@ -144,3 +144,18 @@ def test_warm_fills_the_caches_a_zone_change_reads(state):
     assert set(took) >= {"energy", "water"}
     curves = data.zone_series("reference", "water", "water_flow", data.key(state.window))
     assert set(curves) >= {_data.ALL, "Z01"} and curves["Z01"]  # every zone, ready for a lookup
+
+
+def test_overview_is_one_layout_with_every_system():
+    from bokeh.models import LegendItem
+    from bokeh.plotting import figure
+
+    from workbench import registry
+    from workbench.apps import data, plots
+
+    layout = plots.overview_figure(data.city("reference"), registry.SYSTEMS)
+    figs = list(layout.select({"type": figure}))
+    assert len(figs) == 1 + len(registry.SYSTEMS)  # one map, one week per system
+    assert sorted(i.label.value for i in layout.select({"type": LegendItem})) == sorted(registry.SYSTEMS)
+    weeks = [f for f in figs if f.title.text.split(":")[0].lower() in registry.SYSTEMS]
+    assert len(weeks) == len(registry.SYSTEMS) and len({id(f.x_range) for f in weeks}) == 1  # one time axis

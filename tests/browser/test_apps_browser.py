@@ -56,6 +56,22 @@ def test_every_page_loads_without_console_errors(page, server, app):
     assert errors == []
 
 
+JS_LEGEND = """() => { const out = []; for (const m of Bokeh.documents[0].all_models)
+  { if (m.type === "LegendItem") { const l = m.label; out.push(typeof l === "string" ? l : l.value); } }
+  return out; }"""
+
+
+def test_overview_shows_every_system(page, server):
+    from workbench.registry import SYSTEMS
+
+    open_app(page, f"{server}/00_overview")
+    drawn = titles(page)
+    for system in SYSTEMS:  # a week plot per system, and the system's sensors in the map legend
+        assert any(t.startswith(f"{system.capitalize()}: ") for t in drawn), system
+    assert sorted(page.evaluate(JS_LEGEND)) == sorted(SYSTEMS)
+    assert len(page.evaluate(JS_CURVES)) >= 12 * len(SYSTEMS)  # one line per district per system
+
+
 def test_zone_choice_filters_the_series(page, server):
     open_app(page, f"{server}/01_perception")
     assert any("all zones" in t for t in titles(page))
