@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "MISSING", "GAP", "FLATLINE", "SPIKE", "OUT_OF_RANGE", "DUPLICATE", "DRIFT", "FILLED",
-    "run_flags", "centered_median", "row_mad", "row_median", "smooth_median", "diff_sigma", "scan_max", "zone_median", "long_runs",
+    "run_flags", "centered_median", "row_mad", "row_median", "diff_sigma", "scan_max", "zone_median", "long_runs",
 ]
 
 MISSING, GAP, FLATLINE, SPIKE, OUT_OF_RANGE, DUPLICATE, DRIFT, FILLED = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -179,25 +179,6 @@ def row_median(x: np.ndarray, max_n: int = 8192) -> np.ndarray:
     stride = max(1, -(-x.shape[-1] // max_n))
     with np.errstate(all="ignore"):
         return bn.nanmedian(x[..., ::stride], axis=-1)[..., None]
-
-
-def smooth_median(x: np.ndarray, window: int, min_count: int) -> np.ndarray:
-    """A centred moving median over ``window`` steps, computed on medians of 4-step blocks.
-
-    For windows of a day (96 steps) the exact moving median dominates the flags' cost; the
-    median of block medians is as robust to short outliers and ~10× cheaper. Short windows
-    (< 16 steps) are exact.
-    """
-    b = 4
-    n = x.shape[-1]
-    if window < 16 or n < 2 * b:
-        return centered_median(x, window, min_count=min_count)
-    nb = -(-n // b)
-    pad = np.full(x.shape[:-1] + (nb * b - n,), np.nan)
-    with np.errstate(all="ignore"):
-        blocks = bn.nanmedian(np.concatenate([x, pad], axis=-1).reshape(x.shape[:-1] + (nb, b)), axis=-1)
-    sm = centered_median(blocks, max(1, window // b), min_count=max(1, min_count // b))
-    return np.repeat(sm, b, axis=-1)[..., :n]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -6,6 +6,7 @@ The block is worked zone by zone, so the temporaries are a zone's few rows, neve
 
 from __future__ import annotations
 
+import bottleneck as bn
 import numpy as np
 
 from workbench.perception import _kernels as K
@@ -68,8 +69,10 @@ def _drift_smooth(d: np.ndarray, window: int) -> np.ndarray:
     if b == 1 or nb < 2:
         return K.centered_median(d, window, min_count=max(1, window // 4))
     pad = np.full((n, nb * b - n_t), np.nan)
-    with np.errstate(all="ignore"):
-        blocks = np.nanmean(np.concatenate([d, pad], axis=1).reshape(n, nb, b), axis=2)
+    blocks = np.concatenate([d, pad], axis=1).reshape(n, nb, b)
+    ok = ~np.isnan(blocks)
+    with np.errstate(all="ignore"):  # np.nanmean's arithmetic, without its warning on empty blocks
+        blocks = np.where(ok, blocks, 0.0).sum(axis=2) / ok.sum(axis=2)
     w = max(1, window // b)
     sm = K.centered_median(blocks, w, min_count=max(1, w // 4))
     return np.repeat(sm, b, axis=1)[:, :n_t]
@@ -81,7 +84,7 @@ def _wander(smooth: np.ndarray, lag: int) -> float:
     ramps for days moves a few of these steps; noisy zones move all of them)."""
     with np.errstate(all="ignore"):
         sp = K.row_mad(smooth[:, lag:] - smooth[:, :-lag]) / np.sqrt(2.0)
-        return float(np.nan_to_num(np.nanmedian(sp)))
+        return float(np.nan_to_num(bn.nanmedian(sp)))
 
 
 def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray, *, n_min: int, spike_z: float,
