@@ -24,8 +24,8 @@ from workbench.apps import _data
 from workbench.apps._data import ALL
 from workbench.apps._figures import Lines, ZoneMap, map_size
 
-__all__ = ["map_size", "zone_map", "zone_shapes", "series_plot", "week_plot", "matrix_plot", "empty_plot",
-           "sensor_map_figure", "week_figure", "city_map_figure", "overview_figure"]
+__all__ = ["map_size", "zone_map", "zone_shapes", "series_plot", "week_plot", "matrix_plot",
+           "week_figure", "city_map_figure", "overview_figure"]
 
 hv.extension("bokeh", logo=False)
 
@@ -131,26 +131,9 @@ def matrix_plot(matrix: xr.DataArray, *, title: str, clabel: str) -> hv.Image:
                     yticks=ticks[::step], tools=["hover"], clabel=clabel)
 
 
-def empty_plot(message: str = "") -> hv.Curve:
-    """A blank plot (used when a stage has nothing to draw)."""
-    return hv.Curve([]).opts(title=message, responsive=True, height=200)
-
-
 def _first_days(city: xr.DataTree, system: str, var: str, days: int) -> pd.DataFrame:
     t0, _ = _data.time_bounds(city)
     return _data.zone_frame(city, system, var, window=(t0, t0 + pd.Timedelta(days=days) - pd.Timedelta("1ns")))
-
-
-def sensor_map_figure(city: xr.DataTree, system: str, *, title: str = "Districts", width: int = 300):
-    """The districts (grey) and the sensors of ``system`` (black) as one Bokeh figure (fast to
-    serve: three glyphs, whatever the city's size)."""
-    polys = _data.zone_polygons(city)
-    fw, fh = map_size(polys, width)
-    m = ZoneMap(polys, frame_width=fw, frame_height=fh)
-    m.set_points(_data.sensor_table(city, system))
-    m.colorbar.visible = False
-    m.figure.title.text = title
-    return m.figure
 
 
 def week_figure(city: xr.DataTree, system: str, var: str | None = None, *, days: int = 7, width: int = 760,

@@ -18,7 +18,7 @@ import xarray as xr
 from workbench import registry
 
 __all__ = [
-    "thresholds_for", "transform", "time_median", "step_of", "steps", "zone_buddies", "data_variables",
+    "thresholds_for", "transform", "time_median", "median_over", "step_of", "steps", "data_variables",
     "append_history", "map_systems", "QUALITY_KEYS",
 ]
 
@@ -74,13 +74,21 @@ def _nanmedian_last(a: np.ndarray) -> np.ndarray:
         return bn.nanmedian(a, axis=-1)
 
 
-def time_median(x: xr.DataArray) -> xr.DataArray:
-    """Median along time of each sensor (NaN-aware, lazy).
+def median_over(x: xr.DataArray, dim: str, *, dtype: Any = None) -> xr.DataArray:
+    """Median along ``dim`` (NaN-aware, lazy; ``dim`` gathered into one chunk if split).
 
-    bottleneck through ``apply_ufunc``: xarray's ``.median`` goes through numbagg's
-    ``nanmedian`` gufunc here, whose first call costs ~15 s of JIT compilation.
+    bottleneck through ``apply_ufunc``: xarray's and dask's ``median`` go through numbagg's
+    ``nanmedian`` gufunc here, whose first call costs ~15 s of JIT compilation per process.
     """
-    return xr.apply_ufunc(_nanmedian_last, x, input_core_dims=[["time"]], dask="parallelized", output_dtypes=[np.float64])
+    if x.chunks is not None and len(x.chunksizes[dim]) > 1:
+        x = x.chunk({d: -1 if d == dim else "auto" for d in x.dims})
+    return xr.apply_ufunc(_nanmedian_last, x, input_core_dims=[[dim]], dask="parallelized",
+                          output_dtypes=[x.dtype if dtype is None else dtype])
+
+
+def time_median(x: xr.DataArray) -> xr.DataArray:
+    """Median along time of each sensor (NaN-aware, lazy)."""
+    return median_over(x, "time", dtype=np.float64)
 
 
 def transform(x: xr.DataArray, kind: str) -> xr.DataArray:
@@ -113,34 +121,6 @@ def steps(hours: float | None, step: pd.Timedelta) -> int:
     if hours is None:
         return 0
     return max(1, int(np.ceil(pd.Timedelta(hours=float(hours)) / step - 1e-9)))
-
-
-def zone_buddies(x: xr.DataArray, zone: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
-    """Mean and count of the *other* sensors of each sensor's zone, at each step (lazy).
-
-    Done as two products with a sensor × zone indicator matrix, so it is a plain tree
-    reduction over sensor chunks (no sorting, no shuffles) whatever the chunking.
-    """
-    labels = np.asarray(zone.to_numpy()).astype(str)  # boundary: zone labels, one per sensor
-    uniq, codes = np.unique(labels, return_inverse=True)
-    onehot = xr.DataArray(
-        (codes[:, None] == np.arange(len(uniq))[None, :]).astype(np.float64),
-        dims=("sensor", "_zone"), coords={"sensor": x.indexes["sensor"]},
-    )
-    if x.chunks is not None:
-        onehot = onehot.chunk({"sensor": x.chunksizes["sensor"]})  # its only coordinate is the index
-    ok = x.notnull()
-    total = xr.dot(onehot, x.fillna(0.0), dim="sensor")
-    count = xr.dot(onehot, ok.astype(np.float64), dim="sensor")
-    tot_s = xr.dot(onehot, total, dim="_zone")
-    cnt_s = xr.dot(onehot, count, dim="_zone")
-    others = cnt_s - ok
-    mean = ((tot_s - x.fillna(0.0)) / others).where(others > 0).transpose(*x.dims)
-    others = others.transpose(*x.dims)
-    if x.chunks is not None:  # the products chunk as they like: hand back the input's chunks
-        mean = mean.copy(data=mean.data.rechunk(x.data.chunks))  # .chunk() would chunk the coordinates too
-        others = others.copy(data=others.data.rechunk(x.data.chunks))
-    return mean, others
 
 
 def data_variables(ds: xr.Dataset) -> list[str]:

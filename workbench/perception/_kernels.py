@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "MISSING", "GAP", "FLATLINE", "SPIKE", "OUT_OF_RANGE", "DUPLICATE", "DRIFT", "FILLED",
-    "run_flags", "centered_median", "row_mad", "row_median", "diff_sigma", "scan_max", "zone_median", "long_runs",
+    "run_flags", "centered_median", "row_mad", "row_median", "diff_sigma", "scan_max", "long_runs",
 ]
 
 MISSING, GAP, FLATLINE, SPIKE, OUT_OF_RANGE, DUPLICATE, DRIFT, FILLED = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -273,25 +273,6 @@ def scan_max(z: np.ndarray, scales: tuple[int, ...], min_frac: float = 0.5) -> n
     and long, slight ones alike.
     """
     return _scan_max(np.ascontiguousarray(z, dtype=np.float64), np.asarray(scales, dtype=np.int64), float(min_frac))
-
-
-def zone_median(x: np.ndarray, codes: np.ndarray, min_count: int = 3) -> np.ndarray:
-    """Median over the sensors of each zone at each step, broadcast back to the sensors.
-
-    ``codes`` (one integer per row) names the zone; where fewer than ``min_count`` sensors of
-    a zone report, the result is NaN (no buddies to compare with).
-    """
-    out = np.full_like(x, np.nan, dtype=np.float64)
-    for c in np.unique(codes):
-        rows = np.flatnonzero(codes == c)
-        if len(rows) < min_count:
-            continue
-        block = x[rows]
-        n = np.sum(~np.isnan(block), axis=0)
-        med = bn.nanmedian(block, axis=0)
-        med[n < min_count] = np.nan
-        out[rows] = med
-    return out
 
 
 @numba.njit(cache=True, nogil=True)

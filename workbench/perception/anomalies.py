@@ -49,14 +49,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import bottleneck as bn
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from workbench.perception._blocks import city_scan_block, scores_block
 from workbench.perception._contrast import contrast
-from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
+from workbench.perception._common import append_history, data_variables, map_systems, median_over, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
 from workbench.perception._zoned import zone_order as _zone_order
@@ -68,18 +67,6 @@ __all__ = ["anomaly_scores", "detect_anomalies", "profile_key", "DEFAULT_THRESHO
 DEFAULT_THRESHOLD = 5.0
 #: window lengths of the scan statistic, in hours
 SCAN_HOURS = (0.25, 1.0, 4.0, 16.0)
-
-
-def _nanmedian_last(x: np.ndarray) -> np.ndarray:
-    return bn.nanmedian(x, axis=-1).astype(x.dtype, copy=False)
-
-
-def _sensor_median(da: xr.DataArray) -> xr.DataArray:
-    """Median over ``sensor`` at each time (bottleneck: numbagg's compiles in every process)."""
-    if da.chunks is not None:
-        da = da.chunk({"sensor": -1, "time": "auto"})
-    return xr.apply_ufunc(_nanmedian_last, da, input_core_dims=[["sensor"]], dask="parallelized",
-                          output_dtypes=[da.dtype])
 
 
 def profile_key(time: xr.DataArray, profile: str = "daytype") -> xr.DataArray:
@@ -139,7 +126,7 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
     z, score, effect = res[:3]
     if city:  # the zone against the city's median zone, at every scan scale: one reduction over every chunk
         rep = res[-1]
-        (score,) = zone_map(city_scan_block, [rep, z, _sensor_median(rep).broadcast_like(rep)], codes,
+        (score,) = zone_map(city_scan_block, [rep, z, median_over(rep, "sensor").broadcast_like(rep)], codes,
                             dtypes=[np.float32], kwargs=dict(scales=scales, gain=kw["gain"], direction=kw["direction"]))
     if window:  # a zone against the city's least departing zone: one reduction over every chunk
         slow = res[3]
