@@ -181,7 +181,8 @@ def overview_figure(city: xr.DataTree, systems, *, days: int = 7, width: int = 1
     """
     from bokeh.layouts import gridplot, row
 
-    weeks = [week_figure(city, s, days=days, width=(width - 420) // 2, height=220, short=True) for s in systems]
+    # the map with its legend takes ~560 px; two week plots share the rest
+    weeks = [week_figure(city, s, days=days, width=(width - 560) // 2, height=220, short=True) for s in systems]
     for f in weeks[1:]:
         f.x_range = weeks[0].x_range
     grid = gridplot(weeks, ncols=2, toolbar_location="above", merge_tools=True)
