@@ -25,11 +25,12 @@ import xarray as xr
 
 __all__ = ["lazy_anomalies", "gather_anomalies"]
 
-_PART, _POS = "_part", "_position"
+_PART, _POS, _WEAK = "_part", "_position", "_weak"
 
 
 def _block_runs(mk: np.ndarray, z: np.ndarray, sc: np.ndarray, *, sensors: np.ndarray, zones: np.ndarray,
-                time: pd.DatetimeIndex, system: str, merge: int, variable: str, rank: tuple[int, np.ndarray]) -> pd.DataFrame:
+                time: pd.DatetimeIndex, system: str, merge: int, variable: str, rank: tuple[int, np.ndarray],
+                weak: bool = False) -> pd.DataFrame:
     """The runs of one block; ``rank`` = (part number, each sensor's position in the city's
     own order), kept as two hidden columns so :func:`gather_anomalies` can restore
     ``detect_anomalies``' row order after a zone-ordered computation."""
@@ -44,6 +45,7 @@ def _block_runs(mk: np.ndarray, z: np.ndarray, sc: np.ndarray, *, sensors: np.nd
         where = {str(v): i for i, v in enumerate(sensors)}
         df[_PART] = rank[0]
         df[_POS] = rank[1][[where[str(v)] for v in df["sensor"]]]
+        df[_WEAK] = weak
     return df
 
 
@@ -54,6 +56,7 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
     computed list to :func:`gather_anomalies`.
     """
     from workbench.perception import DEFAULT_THRESHOLD, anomaly_scores
+    from workbench.perception.anomalies import corroborated_bar
     from workbench.perception._common import data_variables, step_of, steps, thresholds_for
 
     thr = DEFAULT_THRESHOLD if threshold is None else threshold
@@ -81,12 +84,18 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
         rank = np.array([position[str(v)] for v in sensors], dtype=np.int64)
         # boundary: the zone labels, one string per sensor
         zones = np.asarray(d["zone"].values) if "zone" in d.coords else np.full(len(sensors), "", dtype=object)  # boundary: small sensor coordinate
-        for name in names:
+        jobs = []
+        for name in names:  # (variable, bar, weak): a corroborated variable's lower bar as extra parts
+            jobs.append((name, thr, False))
+            bar = corroborated_bar(thresholds_for(name), thr)
+            if bar is not None:
+                jobs.append((name, bar, True))
+        for name, bar, weak in jobs:
             min_effect = thresholds_for(name)["anomaly_min_effect"]
             score = d[f"{name}_score"].transpose("sensor", "time")
-            hit = (abs(score) >= thr) & (abs(d[f"{name}_effect"]) >= min_effect)
+            hit = (abs(score) >= bar) & (abs(d[f"{name}_effect"]) >= min_effect)
             arrays = [hit.transpose("sensor", "time").data, d[f"{name}_z"].transpose("sensor", "time").data, score.data]
-            kw = dict(time=time, system=sysname, merge=merge, variable=name)
+            kw = dict(time=time, system=sysname, merge=merge, variable=name, weak=weak)
             if not isinstance(arrays[0], dsa.Array):
                 parts.append(_block_runs(*(np.asarray(a) for a in arrays), sensors=sensors, zones=zones,
                                          rank=(len(parts), rank), **kw))
@@ -105,9 +114,14 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
     return parts
 
 
-def gather_anomalies(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """One table from the computed parts of :func:`lazy_anomalies` (``detect_anomalies``'s columns)."""
+def gather_anomalies(parts: list[pd.DataFrame], *, merge_hours: float = 1.0) -> pd.DataFrame:
+    """One table from the computed parts of :func:`lazy_anomalies` (``detect_anomalies``'s columns).
+
+    Runs at a corroborated variable's lower bar are kept only where another system's
+    detection corroborates them (:func:`workbench.perception.anomalies.corroborate`, with the
+    tolerance ``merge_hours`` as in ``detect_anomalies``)."""
     from workbench.perception._runs import empty_events
+    from workbench.perception.anomalies import corroborate
 
     frames = [f for f in parts if len(f)]
     if not frames:
@@ -115,4 +129,11 @@ def gather_anomalies(parts: list[pd.DataFrame]) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     if _PART in out:  # one variable's parts in the city's sensor order (runs of a sensor stay in time order)
         out = out.sort_values([_PART, _POS], kind="stable").drop(columns=[_PART, _POS]).reset_index(drop=True)
+    if _WEAK in out:
+        weak = out[_WEAK].astype(bool).to_numpy()
+        strong = out[~weak].drop(columns=[_WEAK]).reset_index(drop=True)
+        if not len(strong):
+            strong = empty_events(("variable", "score"))
+        out = corroborate(strong, out[weak].drop(columns=[_WEAK]).reset_index(drop=True),
+                          tolerance=pd.Timedelta(hours=merge_hours or 0))
     return out

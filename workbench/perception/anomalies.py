@@ -61,7 +61,8 @@ from workbench.perception._zoned import zone_codes, zone_map
 from workbench.perception._zoned import zone_order as _zone_order
 from workbench.perception.flags import BAD, completeness, flag_params, qc_attrs
 
-__all__ = ["anomaly_scores", "detect_anomalies", "profile_key", "DEFAULT_THRESHOLD", "SCAN_HOURS"]
+__all__ = ["anomaly_scores", "detect_anomalies", "profile_key", "corroborate", "corroborated_bar", "DEFAULT_THRESHOLD",
+           "SCAN_HOURS"]
 
 #: default detection threshold on the scan score (tuned on seeds 100-109; was 7 before zone pooling)
 DEFAULT_THRESHOLD = 5.0
@@ -225,7 +226,7 @@ def detect_anomalies(ds: xr.Dataset | xr.DataTree, *, threshold: float = DEFAULT
     ['kind', 'system', 'zone', 'sensor', 'start', 'end', 'severity']
     """
     nodes = [(n, ds[n].to_dataset()) for n in ds.children] if isinstance(ds, xr.DataTree) else [(ds.attrs.get("system", ""), ds)]
-    frames = []
+    frames, weak = [], []
     for system, d in nodes:
         if not ("sensor" in d.dims and "time" in d.dims):
             continue
@@ -237,14 +238,80 @@ def detect_anomalies(ds: xr.Dataset | xr.DataTree, *, threshold: float = DEFAULT
         merge = steps(merge_hours or None, step_of(d["time"]))
         system = str(d.attrs.get("system", system) or system)
         for name in names:
-            min_effect = thresholds_for(name, thresholds).get("anomaly_min_effect")
+            th = thresholds_for(name, thresholds)
+            min_effect = th.get("anomaly_min_effect")
             if min_effect is None:
                 continue
-            score = d[f"{name}_score"]
-            hit = (abs(score) >= threshold) & (abs(d[f"{name}_effect"]) >= min_effect)
-            frames.append(runs_to_events(hit, d[f"{name}_z"], kind="anomaly", system=system,
-                                         merge=merge, extra={"variable": name}, signed_score=score))
+            bar = corroborated_bar(th, threshold)
+            v = d[[f"{name}_score", f"{name}_effect", f"{name}_z"]]
+            if bar is not None:  # boundary: one variable's score, effect and z, read once for both bars
+                v = v.compute()
+            score, effect = v[f"{name}_score"], v[f"{name}_effect"]
+            kw = dict(kind="anomaly", system=system, merge=merge, extra={"variable": name}, signed_score=score)
+            frames.append(runs_to_events((abs(score) >= threshold) & (abs(effect) >= min_effect), v[f"{name}_z"], **kw))
+            if bar is not None:
+                weak.append(runs_to_events((abs(score) >= bar) & (abs(effect) >= min_effect), v[f"{name}_z"], **kw))
     frames = [f for f in frames if len(f)]
-    if not frames:
-        return empty_events(("variable", "score"))
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True) if frames else empty_events(("variable", "score"))
+    weak = [f for f in weak if len(f)]
+    if weak:
+        out = corroborate(out, pd.concat(weak, ignore_index=True), thresholds=thresholds,
+                          tolerance=pd.Timedelta(hours=merge_hours or 0))
+    return out
+
+
+def corroborated_bar(th: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD) -> float | None:
+    """The score a variable's run needs when another system corroborates it (``None``: no such bar).
+
+    ``anomaly_corroborated_threshold`` is in the variable's own statistic units, like
+    ``anomaly_threshold``; the score carries the gain ``DEFAULT_THRESHOLD / anomaly_threshold``
+    and the detector's ``threshold`` scales both bars alike.
+    """
+    if not th.get("anomaly_corroborated_by") or th.get("anomaly_corroborated_threshold") is None:
+        return None
+    own = float(th.get("anomaly_threshold") or DEFAULT_THRESHOLD)
+    return float(threshold) * float(th["anomaly_corroborated_threshold"]) / own
+
+
+def corroborate(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mapping[str, Any] | None = None,
+                tolerance: str | pd.Timedelta = "1h") -> pd.DataFrame:
+    """``detected`` plus the runs of ``weak`` that another system's detection corroborates.
+
+    ``weak`` holds runs of a variable at its lower ``anomaly_corroborated_threshold`` bar. One
+    is kept when a row of ``detected`` in the **same zone** — of a variable named in the weak
+    variable's ``anomaly_corroborated_by`` (registry: ``{variable: up|down}``), departing in
+    that direction (the sign of its ``score``) — overlaps it within ``tolerance``, and no
+    detected run of the same sensor and variable overlaps it already. A targeted test: the
+    lower bar pays for a handful of windows that coincide with a confirmed infrastructure
+    anomaly, not for every window of the month (complaints rise when the power or the
+    network fails, or a main leaks). Kept rows follow ``detected`` in ``weak``'s order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.Timestamp("2026-07-06 10:00")
+    >>> row = dict(kind="anomaly", zone="Z01", start=t, end=t + pd.Timedelta("1h"), severity=9.0)
+    >>> det = pd.DataFrame([dict(row, system="energy", sensor="e1", variable="electric_load", score=-9.0)])
+    >>> weak = pd.DataFrame([dict(row, system="services", sensor="s1", variable="service_requests", score=3.0)])
+    >>> len(corroborate(det, weak)), len(corroborate(det.assign(score=9.0), weak))
+    (2, 1)
+    """
+    tol = pd.Timedelta(tolerance)
+    keep = np.zeros(len(weak), dtype=bool)
+    sign = np.sign(detected["score"].to_numpy(dtype=float)) if "score" in detected else np.zeros(len(detected))
+    for name in pd.unique(weak["variable"]):
+        sources = thresholds_for(str(name), thresholds).get("anomaly_corroborated_by") or {}
+        ok = np.zeros(len(detected), dtype=bool)
+        for src, way in sources.items():
+            ok |= (detected["variable"] == src).to_numpy() & (sign == (1.0 if way == "up" else -1.0))
+        src_rows, own_rows = detected[ok], detected[(detected["variable"] == name).to_numpy()]
+        for i in np.flatnonzero((weak["variable"] == name).to_numpy()):
+            w = weak.iloc[i]
+            s = src_rows[src_rows["zone"] == w["zone"]]
+            if not ((s["start"] - tol <= w["end"]) & (s["end"] + tol >= w["start"])).any():
+                continue
+            o = own_rows[own_rows["sensor"] == w["sensor"]]
+            keep[i] = not ((o["start"] <= w["end"]) & (o["end"] >= w["start"])).any()
+    if not keep.any():
+        return detected
+    return pd.concat([detected, weak[keep]], ignore_index=True)
