@@ -100,6 +100,9 @@ class Scenario:
     pandas_max_sensors
         Run pandas at no more than this size; bigger sizes reuse that time scaled by the
         number of sensors (``pandas_scaled`` is then true in the row).
+    pandas_variants
+        Other pandas implementations, ``((name, fn), ...)``, each measured like ``pandas``
+        (own subprocess, same size cap); the row gets ``<name>_seconds`` and ``vs_<name>``.
     repeats
         Force a number of timed runs (default: 1 if ≥ 1 s, else ``MIN_REPEATS``).
     quick
@@ -124,6 +127,7 @@ class Scenario:
     floor: str | None = "io"
     scheduler: str | None = None
     pandas_max_sensors: int | None = None
+    pandas_variants: tuple[tuple[str, Callable[["Context"], Any]], ...] = ()
     repeats: int | None = None
     quick: bool = False
     warmup: bool = True
@@ -337,17 +341,28 @@ def _warm_worker(sc: Scenario, mode: str) -> None:
     small = Context(dataclasses.replace(sc, scheduler="synchronous"), *WARMUP)
     try:
         small.state = _call(sc.setup, small) if sc.setup else None
-        _call(sc.run if mode == "workbench" else sc.pandas, small)
+        _call(_mode_fn(sc, mode), small)
     finally:
         shutil.rmtree(small.scratch, ignore_errors=True)
 
 
+def _mode_fn(sc: Scenario, mode: str) -> Callable[[Context], Any]:
+    """The callable a mode measures: ``"workbench"``, ``"pandas"`` or ``"pandas:<variant>"``."""
+    if mode == "workbench":
+        return sc.run
+    if mode == "pandas":
+        return sc.pandas
+    return dict(sc.pandas_variants)[mode.split(":", 1)[1]]
+
+
 def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
-    """Run one scenario (``mode`` = "workbench" or "pandas") in this process; return a row."""
+    """Run one scenario (``mode`` = "workbench", "pandas" or "pandas:<variant>") in this
+    process; return a row. A timed call that returns a dict with ``stage_seconds`` has them
+    copied into the row (the stages of the fastest call)."""
     t0, c0 = time.perf_counter(), _cpu_s()
     load_start = os.getloadavg()
     sc: Scenario = importlib.import_module(module).SCENARIOS[index]
-    fn = sc.run if mode == "workbench" else sc.pandas
+    fn = _mode_fn(sc, mode)
     import numpy  # noqa: F401 - the imports a stage needs count in the import time
     import xarray  # noqa: F401
 
@@ -368,8 +383,8 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
                                    dashboard_address=None, memory_limit="8GiB")
     warm_s = warm_cpu = None
     sensors = sc.sensors
-    if mode == "pandas" and sc.pandas_max_sensors and sc.sensors > sc.pandas_max_sensors:
-        sensors = sc.pandas_max_sensors
+    if mode != "workbench":
+        sensors = _pandas_sensors(sc)
     try:
         if sc.warmup:
             small = Context(sc, *WARMUP)
@@ -391,11 +406,14 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
         ctx.state = _call(sc.setup, ctx) if sc.setup else None
         times: list[float] = []
         cpus: list[float] = []
+        stages: list[Any] = []
         while True:
             t, c = time.perf_counter(), _cpu_s()
-            _call(fn, ctx)
+            res = _call(fn, ctx)
             times.append(time.perf_counter() - t)
             cpus.append(_cpu_s() - c)
+            stages.append(res.get("stage_seconds") if isinstance(res, dict) else None)
+            del res  # as before: the output does not outlive its call
             wanted = sc.repeats or (1 if times[0] >= 1.0 else MIN_REPEATS)
             if len(times) >= wanted:
                 break
@@ -412,6 +430,7 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
             "cpu_s": round(cpus[times.index(min(times))], 3), "import_cpu_s": round(import_cpu, 3),
             "warmup_cpu_s": None if warm_cpu is None else round(warm_cpu, 3),
             "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+            "stage_seconds": stages[times.index(min(times))],
             "measured_sensors": sensors, "input_mb": round(input_bytes(ctx.store) / 1e6, 1) if (sc.floor or sc.setup) else None,
         }
     finally:
@@ -425,6 +444,11 @@ def _measure(module: str, index: int, mode: str) -> dict[str, Any]:
         if cluster is not None:
             workbench._options._close_clients()
             cluster.close()
+
+
+def _pandas_sensors(sc: Scenario) -> int:
+    """The size pandas runs at for this scenario (``pandas_max_sensors`` caps it)."""
+    return min(sc.sensors, sc.pandas_max_sensors) if sc.pandas_max_sensors else sc.sensors
 
 
 def _floors(sensors: int, days: int) -> dict[str, Any]:
@@ -495,7 +519,7 @@ def run_scenarios(
     ``on_row(row)`` is called as each row is ready (``run.py`` saves it at once, so a long
     run that is cut short keeps what it measured)."""
     floors: dict[tuple[int, int], dict] = {}
-    pandas_cache: dict[tuple[str, int], dict] = {}
+    pandas_cache: dict[tuple, dict] = {}  # by (callable, size): a scaled row reuses its size's measurement
     rows = []
     for module, index, sc in scenarios:
         label = f"{sc.stage} @ {sc.sensors} sensors × {sc.days} d" + (f" [{sc.scheduler}]" if sc.scheduler else "")
@@ -519,21 +543,27 @@ def run_scenarios(
                 on_row(row)
             continue
         row.update(got)
-        if sc.pandas is not None:
-            pkey = (module, index)
-            p = pandas_cache.get(pkey) or _subprocess(["measure", module, str(index), "pandas"], timeout=timeout)
-            pandas_cache[pkey] = p
+        row["vs_pandas"] = None
+        for name, fn in ([("pandas", sc.pandas)] if sc.pandas is not None else []) + list(sc.pandas_variants):
+            mode = "pandas" if name == "pandas" else f"pandas:{name}"
+            pkey = (getattr(fn, "__module__", module), getattr(fn, "__qualname__", mode), _pandas_sensors(sc), sc.days)
+            if pkey not in pandas_cache:
+                pandas_cache[pkey] = _subprocess(["measure", module, str(index), mode], timeout=timeout)
+            p = pandas_cache[pkey]
+            vs = "vs_pandas" if name == "pandas" else f"vs_{name}"
             if "error" in p:
-                row["pandas_error"] = p["error"]
-                row["vs_pandas"] = None
-            else:
-                scale = sc.sensors / p["measured_sensors"]
-                row["pandas_seconds"] = p["seconds"] * scale
-                row["pandas_peak_rss_mb"] = p["peak_rss_mb"]
-                row["pandas_scaled"] = scale != 1
-                row["vs_pandas"] = round(row["pandas_seconds"] / got["seconds"], 2)
-        else:
-            row["vs_pandas"] = None
+                row[f"{name}_error"] = p["error"]
+                row[vs] = None
+                continue
+            scale = sc.sensors / p["measured_sensors"]
+            row[f"{name}_seconds"] = p["seconds"] * scale
+            row[f"{name}_peak_rss_mb"] = p["peak_rss_mb"]
+            row[f"{name}_scaled"] = scale != 1
+            row[f"{name}_measured_sensors"] = p["measured_sensors"]
+            row[f"{name}_load_avg_start"] = p.get("load_avg_start")
+            if p.get("stage_seconds"):
+                row[f"{name}_stage_seconds"] = p["stage_seconds"]  # at the measured size, unscaled
+            row[vs] = round(row[f"{name}_seconds"] / got["seconds"], 2)
         floor_s = row.get("io_floor_s") if sc.floor == "io" else row.get("memory_floor_s") if sc.floor == "memory" else None
         row["floor"] = sc.floor
         row["vs_floor"] = round(got["seconds"] / floor_s, 2) if floor_s else None
@@ -603,7 +633,7 @@ def _main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("measure")
     m.add_argument("module")
     m.add_argument("index", type=int)
-    m.add_argument("mode", choices=("workbench", "pandas"))
+    m.add_argument("mode", help='"workbench", "pandas" or "pandas:<variant>"')
     m.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.cmd == "prepare":

@@ -171,8 +171,11 @@ def _profile_pandas(ctx):
 
 
 def _rollup_pandas(ds, v, how):
-    df = _frame(ds, v)
-    zone = ds["zone"].to_numpy()
+    return rollup_frame(_frame(ds, v), ds["zone"].to_numpy(), how)
+
+
+def rollup_frame(df, zone, how):
+    """The to_zones twin on one frame (time × sensor): ``(zone sums or means, completeness)``."""
     g = df.T.groupby(zone)
     mean = g.mean().T
     n = g.size()

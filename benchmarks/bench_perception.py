@@ -93,36 +93,41 @@ def _flags_pandas(ctx):
 
 
 def pd_runs(mask):
-    """Length of the run of True each cell belongs to (pandas)."""
+    """Length of the run of True each cell belongs to (pandas, vectorised over columns: a
+    run id from ``mask != mask.shift()``, made unique per column, counted with ``bincount``)."""
     import pandas as pd
 
-    out = {}
-    for c in mask.columns:
-        s = mask[c]
-        rid = (s != s.shift()).cumsum()
-        out[c] = s.groupby(rid).transform("size").where(s, 0)
-    return pd.DataFrame(out)
+    m = mask.to_numpy(dtype=bool)
+    n, k = m.shape
+    rid = mask.ne(mask.shift()).cumsum().to_numpy() + np.arange(k) * (n + 1)
+    size = np.bincount(rid.ravel())
+    return pd.DataFrame(np.where(m, size[rid], 0), index=mask.index, columns=mask.columns)
+
+
+def pandas_scores_one(df, zone, bad=None):
+    """The score twin on one frame (time × sensor): ``(score, effect, z)`` frames.
+
+    ``bad`` is the flags twin's mask (computed here when not given)."""
+    if bad is None:
+        bad = _pandas_flags_one(df, zone)
+    y = np.log1p(df.clip(lower=0) / (0.05 * df.where(df > 0).median())).where(~bad)
+    idx = df.index
+    key = np.minimum(np.maximum(idx.day_of_week - 4, 0), 2) * 96 + idx.hour * 4 + idx.minute // 15
+    prof = y.groupby(key).transform("median")
+    r = y - prof
+    z = r / ((r - r.median()).abs().median() * 1.4826)
+    best = None
+    for k in (1, 4, 16, 64):
+        s = z.rolling(k, min_periods=max(1, k // 2)).sum() / np.sqrt(k)
+        s = (s - s.median()) / ((s - s.median()).abs().median() * 1.4826)
+        s = s.rolling(k, min_periods=1).max()
+        best = s if best is None else np.maximum(best, s)
+    effect = r.rolling(4, center=True, min_periods=2).median()
+    return best, effect, z
 
 
 def _scores_pandas(ctx):
-    res = []
-    for df, zone in _frames(ctx):
-        bad = _pandas_flags_one(df, zone)
-        y = np.log1p(df.clip(lower=0) / (0.05 * df.where(df > 0).median())).where(~bad)
-        idx = df.index
-        key = np.minimum(np.maximum(idx.dayofweek - 4, 0), 2) * 96 + idx.hour * 4 + idx.minute // 15
-        prof = y.groupby(key).transform("median")
-        r = y - prof
-        z = r / ((r - r.median()).abs().median() * 1.4826)
-        best = None
-        for k in (1, 4, 16, 64):
-            s = z.rolling(k, min_periods=max(1, k // 2)).sum() / np.sqrt(k)
-            s = (s - s.median()) / ((s - s.median()).abs().median() * 1.4826)
-            s = s.rolling(k, min_periods=1).max()
-            best = s if best is None else np.maximum(best, s)
-        effect = r.rolling(4, center=True, min_periods=2).median()
-        res.append((best, effect))
-    return res
+    return [pandas_scores_one(df, zone)[:2] for df, zone in _frames(ctx)]
 
 
 SCENARIOS = [
