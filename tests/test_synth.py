@@ -9,7 +9,7 @@ import xarray as xr
 from xarray.tests import raise_if_dask_computes
 
 from workbench import registry
-from workbench.synth import EVENT_KINDS, FAULT_KINDS, ground_truth, make_city
+from workbench.synth import EVENT_KINDS, FAULT_KINDS, _default_sensor_chunk, ground_truth, make_city
 
 KW = dict(zones=4, sensors_per_system=8, days=14)
 
@@ -85,6 +85,34 @@ def test_values_do_not_depend_on_chunking():
             assert np.array_equal(a[system][var].values, b[system][var].values, equal_nan=True), var
 
 
+MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
+
+
+@pytest.mark.parametrize("sensors, days, freq", [
+    (1, 365, "15min"), (143, 365, "15min"), (1_429, 365, "15min"), (1_429, 3 * 365, "15min"),
+    (5_000, 30, "15min"), (300, 365, "5min"), (40, 28, "15min"),
+])
+def test_default_chunks_stay_below_the_mmap_threshold(sensors, days, freq):
+    n_time = days * pd.Timedelta("1D") // pd.Timedelta(freq)
+    size = _default_sensor_chunk(sensors, n_time)
+    chunks = [min(size, sensors - a) for a in range(0, sensors, size)]
+    assert size * n_time * 8 <= 24e6 < MMAP_THRESHOLD_MAX
+    assert max(chunks) - min(chunks) <= len(chunks)  # split evenly (the last chunk is the remainder)
+    per = int(24e6 // (n_time * 8))
+    assert len(chunks) == -(-sensors // per)  # no more chunks than the byte cap needs
+
+
+def test_values_equal_under_the_old_and_new_default_chunks():
+    """The same city under the old ~100 MB rule (whole system in one chunk here) and the new one."""
+    kw = dict(zones=6, sensors_per_system=60, days=560, seed=3)
+    new = make_city(**kw)
+    assert new["energy"]["electric_load"].data.chunks[0] == (30, 30)  # 60 × 560 days × 96 × 8 B = 25.8 MB: split
+    old = make_city(**kw, chunks={"sensor": 60})
+    for system in ("energy", "transport"):
+        for var in new[system].data_vars:
+            assert np.array_equal(new[system][var].values, old[system][var].values, equal_nan=True), var
+
+
 def test_year_of_ten_thousand_sensors_is_lazy():
     with raise_if_dask_computes():
         city = make_city(zones=40, sensors_per_system=1_429, days=365)
@@ -93,9 +121,10 @@ def test_year_of_ten_thousand_sensors_is_lazy():
     load = city["energy"]["electric_load"]
     assert load.shape == (1429, 365 * 96)
     assert load.data.chunks[1] == (365 * 96,)  # whole time axis per chunk
-    assert max(load.data.chunks[0]) * 365 * 96 * 8 <= 110e6  # about 100 MB per chunk
+    assert max(load.data.chunks[0]) * 365 * 96 * 8 <= 24e6  # below glibc's 32 MiB mmap threshold
+    assert len(load.data.chunks[0]) == 17
     n_tasks = sum(len(city[s][v].data.__dask_graph__()) for s in registry.SYSTEMS for v in city[s].data_vars)
-    assert n_tasks < 200
+    assert n_tasks == 13 * (17 + 1)  # per variable: one task per chunk and the shared world
 
 
 def test_any_chunk_computes_on_its_own_deterministically():

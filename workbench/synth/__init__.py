@@ -43,10 +43,15 @@ SYNTH_VERSION = 3
 
 __all__ = ["SYNTH_VERSION", "make_city", "ground_truth", "world_of", "EVENT_KINDS", "FAULT_KINDS", "EVENT_SYSTEMS", "COUPLINGS"]
 
-_CHUNK_BYTES = 100e6
+#: the largest default chunk (float64 bytes): below glibc's largest mmap threshold (32 MiB), so
+#: the buffer Zarr decodes a chunk into is reused from the heap, not a fresh mmap page-faulted
+#: on every read (docs/scale.md, "How the workbench chooses chunks")
+_CHUNK_BYTES = 24e6
 
 
 def _default_sensor_chunk(n_sensors: int, n_time: int) -> int:
+    """Sensors per chunk: the whole time axis, at most ``_CHUNK_BYTES`` per chunk (one sensor
+    when a single series is larger), the sensors split evenly."""
     per = max(1, int(_CHUNK_BYTES // (n_time * 8)))
     n_chunks = math.ceil(n_sensors / per)
     return math.ceil(n_sensors / n_chunks)
@@ -85,8 +90,8 @@ def make_city(
     seed
         Same seed, same city bit for bit; another seed places events and faults elsewhere.
     chunks
-        ``{"sensor": n, "time": m}`` overrides the default chunks (whole time axis, about
-        100 MB per chunk). Values never depend on the chunking.
+        ``{"sensor": n, "time": m}`` overrides the default chunks (whole time axis, at most
+        24 MB per chunk). Values never depend on the chunking.
     event_scale, noise
         Multiply every event magnitude / every sensor's noise (for detection curves).
     fault_rate
