@@ -1,0 +1,187 @@
+"""Out of core (issue 7): ``workbench run`` on a city bigger than the memory it is given.
+
+Runs the command line ``workbench run STORE --out DIR`` in a child process inside a hard
+memory limit — a Linux memory cgroup (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``; it
+needs root) — so the run completes within it or is killed by the kernel. Reports the wall
+time, the child's peak RSS (``getrusage`` of the child), the cgroup's peak of anonymous
+memory (sampled; page cache excluded) and its own peak counter (page cache included, so it
+sits at the limit for a store bigger than the limit), the input size, and checks that the
+outputs are complete (every file of ``manifest.json`` present with its hash, the state's time
+axis spans the whole record, every state variable has values).
+
+Usage (generate the city first with ``workbench generate --out STORE --days 1095 ...``)::
+
+    python -m benchmarks.out_of_core STORE --out DIR [--memory-gib 4] [--json ROWS.json]
+
+The row is appended to ``--json`` (default ``benchmarks/results/out_of_core.json``).
+See ``docs/scale.md``, "Measured at scale".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CGROUP = Path("/sys/fs/cgroup")
+
+__all__ = ["MemoryCgroup", "main", "check_outputs"]
+
+
+class MemoryCgroup:
+    """A memory cgroup with a hard limit (v2 if the memory controller is there, else v1)."""
+
+    def __init__(self, name: str, limit_bytes: int):
+        v2 = CGROUP / "cgroup.controllers"
+        if v2.exists() and "memory" in v2.read_text().split():
+            self.version, self.path = 2, CGROUP / name
+        elif (CGROUP / "memory").is_dir():
+            self.version, self.path = 1, CGROUP / "memory" / name
+        else:
+            raise RuntimeError("no memory cgroup controller found")
+        self.path.mkdir(exist_ok=True)
+        if self.version == 2:
+            (self.path / "memory.max").write_text(str(limit_bytes))
+            (self.path / "memory.swap.max").write_text("0") if (self.path / "memory.swap.max").exists() else None
+        else:
+            (self.path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+        self.limit = limit_bytes
+
+    def enter(self) -> None:
+        """Move the calling process into the cgroup (used as ``preexec_fn``)."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def anon_bytes(self) -> int:
+        """Anonymous memory charged to the cgroup now (RSS without the page cache)."""
+        stat = dict(line.split() for line in (self.path / "memory.stat").read_text().splitlines() if len(line.split()) == 2)
+        return int(stat.get("anon" if self.version == 2 else "total_rss", stat.get("rss", 0)))
+
+    def peak_bytes(self) -> int | None:
+        """The cgroup's own peak counter (page cache included)."""
+        f = self.path / ("memory.peak" if self.version == 2 else "memory.max_usage_in_bytes")
+        return int(f.read_text()) if f.exists() else None
+
+    def events(self) -> dict[str, int]:
+        """OOM / limit events (v2 ``memory.events``; v1 ``failcnt`` and ``oom_control``)."""
+        if self.version == 2:
+            return {k: int(v) for k, v in (line.split() for line in (self.path / "memory.events").read_text().splitlines())}
+        out = {"failcnt": int((self.path / "memory.failcnt").read_text())}
+        for line in (self.path / "memory.oom_control").read_text().splitlines():
+            k, v = line.split()
+            out[k] = int(v)
+        return out
+
+    def remove(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
+def input_bytes(store: Path) -> int:
+    """float64 bytes of the city's system variables (what a full load would take)."""
+    from workbench import registry
+    from workbench.io import read_city
+
+    tree = read_city(store)
+    return int(sum(v.nbytes for n in tree.children if n in registry.SYSTEMS for v in tree[n].data_vars.values()))
+
+
+def check_outputs(out: Path, days: int) -> dict[str, Any]:
+    """Is the run's output complete? Every manifest file present with its hash; the state's
+    time axis spans the record (``days`` × 24 hourly steps); every state variable has values."""
+    import xarray as xr
+
+    from workbench.integration.pipeline import input_hash
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    bad = [p for p, h in manifest["outputs"].items() if not (out / p.rstrip("/")).exists() or input_hash(out / p.rstrip("/")) != h]
+    tree = xr.open_datatree(out / "state.zarr", engine="zarr", consolidated=False)
+    state, index = tree["state"].to_dataset(), tree["index"].to_dataset()
+    empty = [v for ds in (state, index) for v in ds.data_vars if int(ds[v].count().compute()) == 0]  # boundary: a check
+    counts = manifest["provenance"].get("counts", {})
+    steps = int(state.sizes["time"])
+    return {"files": len(manifest["outputs"]), "files_missing_or_changed": bad, "state_steps": steps,
+            "state_steps_expected": days * 24, "state_zones": int(state.sizes["zone"]), "state_variables": len(state.data_vars),
+            "index_steps": int(index.sizes["time"]), "variables_empty": empty, "incidents": counts.get("incidents"),
+            "alerts": counts.get("alerts"),
+            "complete": not bad and not empty and steps == days * 24 and int(index.sizes["time"]) == steps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.out_of_core", description=__doc__.split("\n\n")[0])
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="output folder of workbench run (replaced)")
+    parser.add_argument("--memory-gib", type=float, default=4.0)
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "out_of_core.json")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args(argv)
+
+    from workbench.io import read_city
+
+    tree = read_city(args.store)
+    first = next(n for n in tree.children if "time" in tree[n].dims)
+    ntime = tree[first].sizes["time"]
+    days = int(round(ntime / 96))
+    sensors = sum(tree[n].sizes.get("sensor", 0) for n in tree.children if n != "zones")
+    chunk_mb = max(v.data.chunksize[0] * v.data.chunksize[1] * 8 / 1e6 for n in tree.children if n != "zones"
+                   for v in tree[n].data_vars.values() if v.ndim == 2)
+    nbytes = input_bytes(args.store)
+    del tree
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    limit = int(args.memory_gib * 2**30)
+    cg = MemoryCgroup(f"workbench-ooc-{os.getpid()}", limit)
+    peak_anon = [0]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.2):
+            try:
+                peak_anon[0] = max(peak_anon[0], cg.anon_bytes())
+            except OSError:
+                pass
+
+    load_start = os.getloadavg()
+    cmd = [str(Path(sys.executable).with_name("workbench")), "run", str(args.store), "--out", str(args.out), "--quiet"]
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, preexec_fn=cg.enter, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    stop.set()
+    sampler.join()
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    row: dict[str, Any] = {
+        "stage": "workbench run (out of core)", "sensors": sensors, "days": days, "input_mb": round(nbytes / 1e6, 1),
+        "store_chunk_mb": round(chunk_mb, 1), "memory_limit_gib": args.memory_gib, "cgroup": f"v{cg.version}",
+        "seconds": round(wall, 1), "returncode": proc.returncode, "peak_rss_mb": round(child.ru_maxrss / 1024, 1),
+        "cpu_s": round(child.ru_utime + child.ru_stime, 1), "cgroup_peak_anon_mb": round(peak_anon[0] / 2**20, 1),
+        "cgroup_peak_with_cache_mb": round((cg.peak_bytes() or 0) / 2**20, 1), "cgroup_events": cg.events(),
+        "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "note": args.note,
+    }
+    row["peak_over_input"] = round(row["peak_rss_mb"] * 2**20 / nbytes, 3)
+    cg.remove()
+    if proc.returncode == 0:
+        row["outputs"] = check_outputs(args.out, days)
+    else:
+        row["stderr_tail"] = proc.stderr.strip().splitlines()[-8:]
+    print(json.dumps(row, indent=1))
+    rows = json.loads(args.json.read_text()) if args.json.exists() else []
+    args.json.write_text(json.dumps(rows + [row], indent=1) + "\n")
+    return 0 if proc.returncode == 0 and row.get("outputs", {}).get("complete") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
