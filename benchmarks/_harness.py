@@ -146,9 +146,31 @@ def store_path(sensors: int, days: int) -> Path:
     return TMP / f"city-{sensors}x{days}d.zarr"
 
 
+def stale_chunks(path: Path) -> bool:
+    """Whether a cached store's sensor chunks differ from the reference city's current rule
+    (``make_city``'s default): such a store is rebuilt, so a changed rule is measured."""
+    import zarr
+
+    from workbench import registry
+    from workbench.synth import _default_sensor_chunk
+
+    for system in registry.SYSTEMS:
+        if not (path / system).exists():
+            continue
+        for _, arr in zarr.open_group(path / system, mode="r").arrays():
+            if arr.ndim == 2 and arr.dtype.kind == "f":
+                return arr.chunks[0] != _default_sensor_chunk(arr.shape[0], arr.shape[1])
+    return False
+
+
 def prepare_store(sensors: int, days: int) -> Path:
-    """The reference city of this size as a Zarr store, built once in its own subprocess."""
+    """The reference city of this size as a Zarr store, built once in its own subprocess
+    (rebuilt when its chunks are not the current default rule)."""
     path = store_path(sensors, days)
+    if path.exists() and stale_chunks(path):
+        print(f"  {path.name}: chunks of an older rule, rebuilding", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "benchmarks._harness", "prepare", str(sensors), str(days)],
+                       cwd=ROOT, env=bench_env(), check=True)
     if not path.exists():
         TMP.mkdir(parents=True, exist_ok=True)
         print(f"  building the {sensors}-sensor × {days}-day reference store → {path.relative_to(ROOT)}", file=sys.stderr)

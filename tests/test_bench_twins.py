@@ -126,3 +126,15 @@ def test_harness_modes_and_pandas_size():
     assert _pandas_sensors(sc) == 1_000
     assert _pandas_sensors(Scenario(stage="x", sensors=500, days=7, run=run, pandas_max_sensors=1_000)) == 500
     assert _pandas_sensors(Scenario(stage="x", sensors=500, days=7, run=run)) == 500
+
+
+def test_a_cached_store_of_an_older_chunk_rule_is_stale(small_store, tmp_path):
+    from benchmarks._harness import stale_chunks
+    from workbench.io import write_city
+    from workbench.synth import make_city
+
+    assert not stale_chunks(small_store)
+    other = tmp_path / "other.zarr"
+    write_city(make_city(zones=4, sensors_per_system=8, days=14, seed=3, chunks={"sensor": 3, "time": 14 * 96}), other,
+               progress=False)
+    assert stale_chunks(other)
