@@ -239,6 +239,20 @@ def input_bytes(store: Path) -> int:
 # --- environment ---------------------------------------------------------------------------
 
 
+def code_version() -> dict[str, Any]:
+    """``commit`` (short HEAD) and ``dirty`` (uncommitted changes to the library or the
+    benchmarks, which the numbers then include) of the checkout being measured."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--", "workbench", "benchmarks/bench_pipeline.py", "benchmarks/_harness.py"))}
+
+
+
 def bench_env() -> dict[str, str]:
     """The environment of every benchmark subprocess: explicit thread counts."""
     env = dict(os.environ)
@@ -548,7 +562,7 @@ def run_scenarios(
         log(f"• {label}")
         row: dict[str, Any] = {
             "stage": sc.stage, "sensors": sc.sensors, "days": sc.days, "module": module.split(".")[-1],
-            "scheduler": sc.scheduler or "threads", "note": sc.note,
+            "scheduler": sc.scheduler or "threads", "note": sc.note, **code_version(),
         }
         if sc.floor:
             key = (sc.sensors, sc.days)

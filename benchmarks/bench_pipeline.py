@@ -238,3 +238,61 @@ SCENARIOS = [  # cheapest first: a run cut short still has the small sizes
              note="input larger than 4 GiB: out of core when the peak stays below it; pandas measured at 1,000 sensors "
                   "in the same run and scaled by the sensor count"),
 ]
+
+
+# --- the docs' table -----------------------------------------------------------------------
+
+
+def table(rows: list[dict] | None = None) -> str:
+    """The Markdown table of docs/benchmarks.md from ``results/bench_pipeline.json``."""
+    import json
+
+    from benchmarks._harness import RESULTS
+
+    rows = rows if rows is not None else json.loads((RESULTS / "bench_pipeline.json").read_text())
+    f = lambda v, d=1: "—" if v is None else f"{v:,.{d}f}"  # noqa: E731
+    out = ["| stage | sensors | days | scheduler | seconds | CPU s | peak RSS MB | input MB | peak / input "
+           "| vs I/O floor (floor s) | vs pandas, like for like (pandas s) | vs light chain | vs threaded "
+           "| load 1/5/15 at start | commit |",
+           "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        if r.get("error"):
+            out.append(f"| {r['stage']} | {r['sensors']:,} | {r['days']} | {r.get('scheduler')} | failed: {r['error'][:80]} |"
+                       + " |" * 10)
+            continue
+        scaled = " scaled" if r.get("pandas_scaled") else ""
+        pandas = f"{r['vs_pandas']:.2f}× ({f(r.get('pandas_seconds'))}{scaled})" if r.get("vs_pandas") else "—"
+        light = f"{r['vs_light_chain']:.2f}×" if r.get("vs_light_chain") else "—"
+        floor = f"{r['vs_floor']:.1f}× ({f(r.get('io_floor_s'), 2)})" if r.get("vs_floor") else "—"
+        load = "/".join(f"{x:.1f}" for x in r["load_avg_start"]) if r.get("load_avg_start") else "—"
+        commit = (r.get("commit") or "—") + (" +dirty" if r.get("dirty") else "")
+        out.append(f"| {r['stage']} | {r['sensors']:,} | {r['days']} | {r.get('scheduler', 'threads')} | {f(r.get('seconds'))} "
+                   f"| {f(r.get('cpu_s'))} | {f(r.get('peak_rss_mb'), 0)} | {f(r.get('input_mb'), 0)} | {f(r.get('mem_ratio'), 2)} "
+                   f"| {floor} | {pandas} | {light} | {f(r.get('vs_threaded'), 2)} | {load} | {commit} |")
+    return "\n".join(out)
+
+
+def stage_table(rows: list[dict] | None = None) -> str:
+    """Seconds of each stage of the pandas twin (at the size it was measured at)."""
+    import json
+
+    from benchmarks._harness import RESULTS
+
+    rows = rows if rows is not None else json.loads((RESULTS / "bench_pipeline.json").read_text())
+    seen, out = set(), ["| sensors | days | " + " | ".join(PANDAS_STAGES) + " | total |",
+                        "|---:|---:|" + "---:|" * (len(PANDAS_STAGES) + 1)]
+    for r in rows:
+        st = r.get("pandas_stage_seconds")
+        key = (r.get("pandas_measured_sensors"), r["days"])
+        if not st or key in seen:
+            continue
+        seen.add(key)
+        out.append(f"| {key[0]:,} | {key[1]} | " + " | ".join(f"{st.get(k, 0):.1f}" for k in PANDAS_STAGES)
+                   + f" | {sum(st.values()):.1f} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(table())
+    print()
+    print(stage_table())
