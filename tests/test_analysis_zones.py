@@ -140,3 +140,21 @@ def test_lazy_zone_coordinate_is_loaded_once(transport):
     with raise_if_dask_computes(max_computes=1):
         z = to_zones(ds)
     assert z["traffic_flow"].chunks is not None
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 13])
+def test_values_do_not_depend_on_the_sensor_chunks(transport, n):
+    """One task adds a group of consecutive sensor chunks (1 → many groups of many chunks)."""
+    ds = transport[["traffic_flow"]].copy()
+    qc = xr.zeros_like(ds["traffic_flow"], dtype=np.uint8)
+    qc[::3, ::7] = 8
+    ds["traffic_flow_qc"] = qc.assign_attrs(QC_ATTRS)
+    whole = to_zones(ds)
+    with raise_if_dask_computes():
+        z = to_zones(_chunk(ds, n))
+    assert len(_chunk(ds, n)["traffic_flow"].chunks[0]) == -(-ds.sizes["sensor"] // n)
+    for name in ("traffic_flow", "traffic_flow_completeness"):
+        np.testing.assert_allclose(z[name].values, whole[name].values, rtol=1e-13, atol=1e-9)
+    masked = transport["traffic_flow"].where(qc == 0)
+    want, _ = _pandas_rollup(masked, "sum")
+    np.testing.assert_allclose(z["traffic_flow"].transpose("time", "zone").values, want.to_numpy(), atol=1e-9)
