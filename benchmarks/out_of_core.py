@@ -11,7 +11,10 @@ axis spans the whole record, every state variable has values).
 
 Usage (generate the city first with ``workbench generate --out STORE --days 1095 ...``)::
 
-    python -m benchmarks.out_of_core STORE --out DIR [--memory-gib 4] [--json ROWS.json]
+    python -m benchmarks.out_of_core STORE --out DIR [--memory-gib 4] [--json ROWS.json] [--commit SHA]
+
+``--commit`` runs the library of that commit (a ``git archive`` snapshot on ``PYTHONPATH``)
+instead of the checkout's.
 
 The row is appended to ``--json`` (default ``benchmarks/results/out_of_core.json``).
 See ``docs/scale.md``, "Measured at scale".
@@ -124,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-gib", type=float, default=4.0)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "out_of_core.json")
     parser.add_argument("--note", default="")
+    parser.add_argument("--commit", default=None, help="run the library of this commit (a git archive snapshot)")
     args = parser.parse_args(argv)
+    args.store, args.out = args.store.resolve(), args.out.resolve()
 
     from workbench.io import read_city
 
@@ -152,11 +157,22 @@ def main(argv: list[str] | None = None) -> int:
                 pass
 
     load_start = os.getloadavg()
-    cmd = [str(Path(sys.executable).with_name("workbench")), "run", str(args.store), "--out", str(args.out), "--quiet"]
+    env = dict(os.environ)
+    snapshot = None
+    if args.commit:
+        import tempfile
+
+        snapshot = Path(tempfile.mkdtemp(prefix=f"workbench-{args.commit}-"))
+        archive = subprocess.run(["git", "archive", args.commit], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(snapshot)], input=archive, check=True)
+        env["PYTHONPATH"] = os.pathsep.join([str(snapshot), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [sys.executable, "-c", "import sys, workbench.cli; sys.argv[0] = 'workbench'; print(workbench.__file__, file=sys.stderr); "
+           "sys.exit(workbench.cli.main())", "run", str(args.store), "--out", str(args.out), "--quiet"]
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t = time.perf_counter()
-    proc = subprocess.run(cmd, preexec_fn=cg.enter, capture_output=True, text=True)
+    # cwd: `python -c` puts it first on sys.path, before PYTHONPATH
+    proc = subprocess.run(cmd, preexec_fn=cg.enter, capture_output=True, text=True, env=env, cwd=snapshot or ROOT)
     wall = time.perf_counter() - t
     stop.set()
     sampler.join()
@@ -168,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_s": round(child.ru_utime + child.ru_stime, 1), "cgroup_peak_anon_mb": round(peak_anon[0] / 2**20, 1),
         "cgroup_peak_with_cache_mb": round((cg.peak_bytes() or 0) / 2**20, 1), "cgroup_events": cg.events(),
         "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "commit": args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                                text=True).stdout.strip(),
+        "library": next((ln for ln in proc.stderr.splitlines() if ln.endswith("__init__.py")), None),
         "note": args.note,
     }
     row["peak_over_input"] = round(row["peak_rss_mb"] * 2**20 / nbytes, 3)
@@ -177,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         row["outputs"] = check_outputs(args.out, days)
     else:
         row["stderr_tail"] = proc.stderr.strip().splitlines()[-8:]
+    if snapshot is not None:
+        shutil.rmtree(snapshot, ignore_errors=True)
     print(json.dumps(row, indent=1))
     rows = json.loads(args.json.read_text()) if args.json.exists() else []
     args.json.write_text(json.dumps(rows + [row], indent=1) + "\n")
