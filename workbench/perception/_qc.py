@@ -22,19 +22,24 @@ def glog(x: np.ndarray, kind: str) -> np.ndarray:
     if kind == "sqrt":
         return np.sqrt(np.clip(x, 0, None))
     with np.errstate(all="ignore"):
-        pos = np.where(x > 0, x, np.nan)
-        m = K.row_median(pos) if x.shape[-1] else np.ones((x.shape[0], 1))
+        if x.shape[-1]:  # the median of the positive readings in row_median's strided subsample
+            sub = x[..., ::K._stride(x.shape[-1])]
+            m = K.row_median(np.where(sub > 0, sub, np.nan))
+        else:
+            m = np.ones((x.shape[0], 1))
         c = np.where(m > 0, 0.05 * m, 1.0)
-        return np.log1p(np.clip(x, 0, None) / c)
+        y = np.maximum(x, 0.0)  # np.clip(x, 0, None), NaN kept; in place from here
+        y /= c
+        return np.log1p(y, out=y)
 
 
-def _own_noise(y: np.ndarray, d: np.ndarray) -> np.ndarray:
+def _own_noise(y: np.ndarray, d: np.ndarray, sigma_y: np.ndarray | None = None) -> np.ndarray:
     """Each row's own noise variance, shape (n, 1), from the Δ² noise of its difference to the
     plain mean of the others: ``s_i² = σ_i² + Σ_{j≠i} σ_j² / (n − 1)²``, solved for ``σ²``."""
     n = y.shape[0]
     s2 = K.diff_sigma(d)[:, 0] ** 2
     ok = np.isfinite(s2)
-    own = K.diff_sigma(y)[:, 0] ** 2  # rows without usable buddies: their own Δ² noise
+    own = (K.diff_sigma(y) if sigma_y is None else sigma_y)[:, 0] ** 2  # rows without usable buddies: their own Δ² noise
     if ok.sum() >= 3:
         m = ok.sum()
         a = np.full((m, m), 1.0 / (m - 1) ** 2) + np.eye(m) * (1.0 - 1.0 / (m - 1) ** 2)
@@ -48,7 +53,8 @@ def _relative(r: np.ndarray, transform: str) -> np.ndarray:
     return np.expm1(r) if transform == "log" else r
 
 
-def _local_z(d: np.ndarray, window: int, floor: float, transform: str = "linear") -> np.ndarray:
+def _local_z(d: np.ndarray, window: int, floor: float, transform: str = "linear",
+             sigma: np.ndarray | None = None) -> np.ndarray:
     """Robust z of each reading against a centred moving median of its row (noise from Δ²).
 
     With ``transform="log"`` the residual is taken back to a relative departure first (the
@@ -56,7 +62,13 @@ def _local_z(d: np.ndarray, window: int, floor: float, transform: str = "linear"
     its log is compressed to ``log(1 + kσ) / σ``).
     """
     with np.errstate(all="ignore"):
-        return _relative(d - K.centered_median(d, window), transform) / np.fmax(K.diff_sigma(d), floor)
+        sigma = K.diff_sigma(d) if sigma is None else sigma  # the row's Δ² noise (given when known)
+        r = K.centered_median(d, window)
+        np.subtract(d, r, out=r)
+        if transform == "log":  # _relative, in place
+            np.expm1(r, out=r)
+        r /= np.fmax(sigma, floor)
+        return r
 
 
 def _drift_smooth(d: np.ndarray, window: int) -> np.ndarray:
@@ -83,7 +95,8 @@ def _wander(smooth: np.ndarray, lag: int) -> float:
     sensors of the robust spread of ``smooth(t) − smooth(t − lag)``, over √2 (a drift that
     ramps for days moves a few of these steps; noisy zones move all of them)."""
     with np.errstate(all="ignore"):
-        sp = K.row_mad(smooth[:, lag:] - smooth[:, :-lag]) / np.sqrt(2.0)
+        s = K._stride(smooth.shape[-1] - lag)  # row_mad's strided subsample, differenced (same values)
+        sp = K.row_mad(smooth[:, lag::s] - smooth[:, :-lag:s]) / np.sqrt(2.0)
         return float(np.nan_to_num(bn.nanmedian(sp)))
 
 
@@ -95,12 +108,13 @@ def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray,
     averages below ``spike_own_z / 2``). A sensor with fewer than ``n_min`` zone-mates reporting
     is never a spike: its own series alone cannot tell a spike from weather (seeds 100-102,
     one sensor per zone: spike precision 0.02-0.25 with own-series tests)."""
-    w = 1.0 / np.fmax(_own_noise(y, d), floor * floor)
+    sigma_y = K.diff_sigma(y)
+    w = 1.0 / np.fmax(_own_noise(y, d, sigma_y), floor * floor)
     buddy, _ = others_mean(y, w)
     dw = np.where(has, y - buddy, y)
     del buddy
     z_zone = _local_z(dw, window, floor, transform)
-    z_own = _local_z(y, window, floor, transform)
+    z_own = _local_z(y, window, floor, transform, sigma_y)
     return spike_mask(z_zone, z_own, n_others, n_min, spike_z, spike_own_z)
 
 

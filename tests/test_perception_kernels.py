@@ -1,0 +1,71 @@
+"""Perception's numba kernels against plain references: the same values, not just close."""
+
+from __future__ import annotations
+
+import itertools
+
+import bottleneck as bn
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.perception import _kernels as K
+
+
+def _data(seed=0, shape=(5, 400)):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    x[1, 50:62] = np.nan  # a gap longer than any window
+    x[2, ::7] = np.nan  # scattered missing values
+    x[3] = np.round(x[3])  # ties
+    x[4, :] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("n", range(1, 14))
+def test_sorting_network_sorts_every_zero_one_input(n):
+    # the 0-1 principle: a comparator network that sorts every 0/1 input sorts every input
+    a, b = K._sorting_network(n)
+    assert np.all(a < b) and (b.size == 0 or b.max() < n)
+    v = np.array(list(itertools.product((0, 1), repeat=n)), dtype=np.int8).T.copy()
+    for i, j in zip(a, b):
+        lo, hi = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
+        v[i], v[j] = lo, hi
+    assert np.all(np.diff(v, axis=0) >= 0)
+
+
+@pytest.mark.parametrize("window,min_count", [(3, 2), (5, 2), (5, 5), (9, 5), (9, 1), (15, 8), (13, 13)])
+def test_small_median_equals_pandas_rolling_median(window, min_count):
+    x = _data(1, (5, 700))  # more than two of the kernel's 256-step tiles
+    ours = K.centered_median(x, window, min_count=min_count)
+    ref = pd.DataFrame(x.T).rolling(window, center=True, min_periods=min_count).median().to_numpy().T
+    assert np.array_equal(ours, ref, equal_nan=True)
+
+
+def test_small_median_equals_bottleneck_path():
+    x = _data(2, (5, 300))
+    pad = np.full((5, 4), np.nan)
+    ref = bn.move_median(np.concatenate([x, pad], axis=1), 9, min_count=5, axis=-1)[:, 4:]
+    assert np.array_equal(K.centered_median(x, 9), ref, equal_nan=True)
+
+
+@pytest.mark.parametrize("n_t", [1, 2, 3, 500, 20_000])
+def test_row_stats_equal_bottleneck(n_t):
+    x = _data(3, (5, n_t))
+    s = K._stride(n_t, 8192)
+    sub = x[:, ::s]
+    with np.errstate(all="ignore"):
+        med = bn.nanmedian(sub, axis=-1)[:, None]
+        mad = 1.4826 * bn.nanmedian(np.abs(sub - med), axis=-1)[:, None]
+    assert np.array_equal(K.row_median(x), med, equal_nan=True)
+    assert np.array_equal(K.row_mad(x), mad, equal_nan=True)
+    # the bottleneck path (non-2-d input) gives the same values
+    assert np.array_equal(K.row_mad(x[None])[0], mad, equal_nan=True)
+    if n_t >= 3:
+        d2 = x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]
+        s2 = K._stride(n_t - 2, 8192)
+        sub = d2[:, ::s2]
+        with np.errstate(all="ignore"):
+            m2 = bn.nanmedian(sub, axis=-1)[:, None]
+            ref = 1.4826 * bn.nanmedian(np.abs(sub - m2), axis=-1)[:, None] / np.sqrt(6.0)
+        assert np.array_equal(K.diff_sigma(x), ref, equal_nan=True)
