@@ -52,7 +52,8 @@ def test_the_bar_is_in_the_variables_own_units():
     # score = statistic x 5 / anomaly_threshold: a statistic of 1.6 is a score of 2.0
     assert corroborated_bar(th) == pytest.approx(5.0 * th["anomaly_corroborated_threshold"] / th["anomaly_threshold"])
     assert corroborated_bar(th, 10.0) == pytest.approx(2 * corroborated_bar(th))
-    assert corroborated_bar(thresholds_for("electric_load")) is None
+    assert corroborated_bar(thresholds_for("footfall")) is None
+    assert corroborated_bar(thresholds_for("electric_load")) == pytest.approx(2.5)  # 3.0 of its own 6.0 bar
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +94,67 @@ def test_lazy_tables_equal_detect_anomalies_with_corroborated_rows():
     assert (want["system"] == "services").sum() > len(alone)  # corroborated rows are in the table
     got = gather_anomalies(dask.compute(lazy_anomalies(city))[0])
     pd.testing.assert_frame_equal(got, want)
+
+
+# -- the absolute test (anomaly_absolute_effect): an event over every zone ----------------------
+
+def test_absolute_slow_departure_scores_without_recalibration():
+    import numpy as np
+
+    from workbench.perception._contrast import contrast
+
+    n = 200
+    slow = np.zeros((2, n))
+    slow[:, 80:140] = 7.0  # every zone 7 degC over normal for a while: no contrast with the city
+    score = np.zeros((2, n))
+    s_off, _ = contrast(score, slow.copy(), slow, slow.min(axis=0), floor=0.1)
+    assert np.abs(s_off).max() == 0.0  # the contrast is blind to it
+    s_on, e_on = contrast(score, slow.copy(), slow, slow.min(axis=0), floor=0.1, absolute=6.0, bar=5.0)
+    assert np.allclose(s_on[:, 80:140], 5.0 * 7.0 / 6.0) and np.all(s_on[:, :80] == 0) and np.all(s_on[:, 140:] == 0)
+    assert np.allclose(e_on[:, 80:140], 7.0)
+    e_short = slow.copy()
+    e_short[:, 120:] = 0.0  # the hourly departure ended: the slow window does not carry the effect on
+    _, e_cut = contrast(score, e_short, slow, slow.min(axis=0), floor=0.1, absolute=6.0, bar=5.0)
+    assert np.all(e_cut[:, 120:140] == 0.0)
+    mild = np.where(slow > 0, 5.0, 0.0)  # below the absolute bar: under the detector's threshold
+    s_low, _ = contrast(score, mild.copy(), mild, mild.min(axis=0), floor=0.1, absolute=6.0, bar=5.0)
+    assert s_low.max() == 0.0  # left to the other tests (here: none)
+    s_up, _ = contrast(score, -slow, -slow, (-slow).min(axis=0), floor=0.1, absolute=6.0, direction="up")
+    assert s_up.max() <= 0.0  # a cold departure is not kept for a rises-only variable
+
+
+def _heatwave(city, dT=7.0, day=12, days=3):
+    """``city`` with every zone ``dT`` warmer for ``days`` (12 h ramps), and the span."""
+    import numpy as np
+    import xarray as xr
+
+    env = city["environment"].to_dataset()
+    t = pd.DatetimeIndex(env["time"].to_numpy())
+    t0 = t[0] + pd.Timedelta(days=day)
+    t1 = t0 + pd.Timedelta(days=days)
+    h = np.asarray((t - t0) / H)
+    ramp = np.clip(np.minimum(h, np.asarray((t1 - t) / H)) / 12.0, 0.0, 1.0)
+    hot = city.copy()
+    env["air_temperature"] = env["air_temperature"] + dT * xr.DataArray(ramp, dims="time", coords={"time": env["time"]})
+    hot["environment"] = xr.DataTree(env)
+    return hot, t0, t1
+
+
+def test_a_heatwave_over_every_zone_is_found_and_fronts_alone_are_not():
+    """Seed 4 of this small event-free city is one where the temporal scan alone misses an
+    injected all-zone heatwave of +7 degC (fronts of the same month make it look ordinary on
+    the recalibrated scales) and the zone contrast is blind (every zone is hit)."""
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    quiet = make_city(zones=4, sensors_per_system=4, days=28, seed=4, events=False)
+    off = {"air_temperature": {"anomaly_absolute_effect": None}}
+    assert not (detect_anomalies(quiet)["variable"] == "air_temperature").any()  # fronts alone: nothing
+    hot, t0, t1 = _heatwave(quiet)
+
+    def zones_hit(det):
+        d = det[det["variable"] == "air_temperature"]
+        inside = (d["end"] >= t0) & (d["start"] <= t1)
+        assert not (~inside).any()  # nothing outside the heatwave
+        return set(d.loc[inside, "zone"])
+
+    assert zones_hit(detect_anomalies(hot)) == set(quiet["environment"]["zone"].to_numpy())
+    assert zones_hit(detect_anomalies(hot, thresholds=off)) == set()

@@ -27,7 +27,8 @@ QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_a
                 "qc_transform", "qc_floor", "anomaly_min_effect", "spike_own_z",
                 "anomaly_direction", "anomaly_model", "anomaly_pool", "anomaly_threshold", "anomaly_scan_hours",
                 "anomaly_contrast_hours", "drift_spread", "anomaly_city",
-                "anomaly_profile", "anomaly_corroborated_by", "anomaly_corroborated_threshold")
+                "anomaly_profile", "anomaly_corroborated_by", "anomaly_corroborated_threshold",
+                "anomaly_absolute_effect")
 
 
 @lru_cache(maxsize=1)
@@ -55,6 +56,7 @@ def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dic
     out.setdefault("anomaly_profile", None)
     out.setdefault("anomaly_corroborated_by", None)
     out.setdefault("anomaly_corroborated_threshold", None)
+    out.setdefault("anomaly_absolute_effect", None)
     for key in QUALITY_KEYS:
         if key in v:
             out[key] = v[key]

@@ -28,7 +28,8 @@ def slow_residual(rbar: np.ndarray, window: int) -> np.ndarray:
 
 
 def contrast(score: np.ndarray, effect: np.ndarray, slow: np.ndarray, background: np.ndarray, *, floor: float,
-             gain: float = 1.0, direction: str = "both") -> tuple[np.ndarray, np.ndarray]:
+             gain: float = 1.0, direction: str = "both", absolute: float = 0.0,
+             bar: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     """Score and effect (float32, rows × time) with each row's zone contrast where it is stronger.
 
     ``score`` and ``effect`` are a row's temporal scan score and 1-hour departure
@@ -40,6 +41,14 @@ def contrast(score: np.ndarray, effect: np.ndarray, slow: np.ndarray, background
     slow contrast and the 1-hour departure above the background, zero when they disagree in
     sign (the slow window must not carry an event past its end). Rows of one zone carry the
     same zone values, so they get the same contrast whatever the chunking.
+
+    With ``absolute`` (``anomaly_absolute_effect``, in transformed units) the slow residual
+    itself is also a test, with no recalibration: its score is ``bar × slow / absolute`` (a
+    slow departure of ``absolute`` reaches the detector's default threshold ``bar``), its
+    effect the smaller of the slow and the 1-hour departure (zero when they disagree in sign).
+    It sees an event that covers every zone (where the contrast is blind) when it departs
+    further than the city's weather does on that scale. It replaces the score only where it
+    reaches ``bar`` and is the stronger (elsewhere the score is left as it was).
     """
     with np.errstate(all="ignore"):
         c = slow.astype(np.float64) - background
@@ -50,4 +59,12 @@ def contrast(score: np.ndarray, effect: np.ndarray, slow: np.ndarray, background
         now = effect - background
         ce = np.where(c * now > 0, np.sign(c) * np.fmin(np.abs(c), np.abs(now)), 0.0)
         take = ~np.isnan(score) & (np.abs(cs) > np.abs(score))
-    return np.where(take, cs, score).astype(np.float32), np.where(take, ce, effect).astype(np.float32)
+        out_s, out_e = np.where(take, cs, score), np.where(take, ce, effect)
+        if absolute > 0:
+            a = bar * slow.astype(np.float64) / absolute
+            if direction != "both":
+                a = np.where(a > 0 if direction == "up" else a < 0, a, 0.0)
+            ae = np.where(slow * effect > 0, np.sign(slow) * np.fmin(np.abs(slow), np.abs(effect)), 0.0)
+            take = ~np.isnan(out_s) & (np.abs(a) >= bar) & (np.abs(a) > np.abs(out_s))  # only where it is a finding
+            out_s, out_e = np.where(take, a, out_s), np.where(take, ae, out_e)
+    return out_s.astype(np.float32), out_e.astype(np.float32)

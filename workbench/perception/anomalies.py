@@ -135,7 +135,8 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
             contrast, score, effect, slow, slow.min("sensor", skipna=True),
             input_core_dims=[["time"]] * 4, output_core_dims=[["time"]] * 2, dask="parallelized",
             output_dtypes=[np.float32] * 2,
-            kwargs=dict(floor=kw["floor"], gain=kw["gain"], direction=kw["direction"]))
+            kwargs=dict(floor=kw["floor"], gain=kw["gain"], direction=kw["direction"],
+                        absolute=float(th["anomaly_absolute_effect"] or 0.0), bar=DEFAULT_THRESHOLD))
         score, effect = score.transpose("sensor", "time"), effect.transpose("sensor", "time")
     long_name = ds[name].attrs.get("long_name", name)
     effect.attrs = {"long_name": f"departure of {long_name} from its profile (1 h median, {th['qc_transform']} scale)",
@@ -299,19 +300,23 @@ def corroborate(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mappi
     tol = pd.Timedelta(tolerance)
     keep = np.zeros(len(weak), dtype=bool)
     sign = np.sign(detected["score"].to_numpy(dtype=float)) if "score" in detected else np.zeros(len(detected))
+    w_all = weak.reset_index(drop=True).assign(_w=np.arange(len(weak)))
     for name in pd.unique(weak["variable"]):
         sources = thresholds_for(str(name), thresholds).get("anomaly_corroborated_by") or {}
         ok = np.zeros(len(detected), dtype=bool)
         for src, way in sources.items():
             ok |= (detected["variable"] == src).to_numpy() & (sign == (1.0 if way == "up" else -1.0))
-        src_rows, own_rows = detected[ok], detected[(detected["variable"] == name).to_numpy()]
-        for i in np.flatnonzero((weak["variable"] == name).to_numpy()):
-            w = weak.iloc[i]
-            s = src_rows[src_rows["zone"] == w["zone"]]
-            if not ((s["start"] - tol <= w["end"]) & (s["end"] + tol >= w["start"])).any():
-                continue
-            o = own_rows[own_rows["sensor"] == w["sensor"]]
-            keep[i] = not ((o["start"] <= w["end"]) & (o["end"] >= w["start"])).any()
+        w = w_all.loc[(w_all["variable"] == name).to_numpy(), ["zone", "sensor", "start", "end", "_w"]]
+        # weak runs overlapping a source detection of their zone (one vectorised join per variable)
+        src = detected.loc[ok, ["zone", "start", "end"]].drop_duplicates()
+        m = w.merge(src, on="zone", suffixes=("", "_s"))
+        m = m[(m["start_s"] - tol <= m["end"]) & (m["end_s"] + tol >= m["start"])]
+        w = w[w["_w"].isin(m["_w"].to_numpy())]
+        # ... that no detected run of the same sensor and variable covers already
+        own = detected.loc[(detected["variable"] == name).to_numpy(), ["sensor", "start", "end"]]
+        m = w.merge(own, on="sensor", suffixes=("", "_o"))
+        covered = m.loc[(m["start_o"] <= m["end"]) & (m["end_o"] >= m["start"]), "_w"].to_numpy()
+        keep[w.loc[~w["_w"].isin(covered), "_w"].to_numpy()] = True
     if not keep.any():
         return detected
     return pd.concat([detected, weak[keep]], ignore_index=True)
