@@ -69,3 +69,44 @@ def test_row_stats_equal_bottleneck(n_t):
             m2 = bn.nanmedian(sub, axis=-1)[:, None]
             ref = 1.4826 * bn.nanmedian(np.abs(sub - m2), axis=-1)[:, None] / np.sqrt(6.0)
         assert np.array_equal(K.diff_sigma(x), ref, equal_nan=True)
+
+
+def test_zone_kernels_equal_numpy():
+    x = _data(4, (9, 300)) * 3
+    inv = np.array([2, 0, 1, 0, 2, 2, 1, 0, 2])
+    for k in range(3):
+        rows = x[inv == k]
+        with np.errstate(all="ignore"):
+            mean = bn.nanmean(np.clip(rows, -5, 5), axis=0)
+            med = bn.nanmedian(rows, axis=0)
+        assert np.array_equal(K.zone_mean_clipped(x, inv, 3, 5.0)[k], mean, equal_nan=True)
+        assert np.array_equal(K.zone_median(x, inv, 3)[k], med, equal_nan=True)
+
+
+@pytest.mark.parametrize("direction", ["both", "up", "down"])
+def test_expand_equals_where_take_cast(direction):
+    rows = _data(5, (5, 200))
+    inv = np.array([0, 2, 4, 1, 3, 0])
+    mask = _data(6, (6, 200))
+    ref = (np.where(~np.isnan(mask), rows[inv], np.nan) * 1.7).astype(np.float32)
+    if direction != "both":
+        keep = ref > 0 if direction == "up" else ref < 0
+        ref = np.where(keep | np.isnan(ref), ref, np.float32(0.0))
+    got = K.expand(rows, inv, mask, gain=1.7, direction=direction)
+    assert got.dtype == np.float32 and np.array_equal(got, ref, equal_nan=True)
+    assert np.array_equal(K.expand(rows, inv), rows[inv].astype(np.float32), equal_nan=True)
+
+
+def test_slot_center_equals_slot_median_residual():
+    from workbench.perception._blocks import slot_median
+
+    y = _data(7, (5, 672))
+    slot = np.arange(672) % 96
+    bits = np.zeros(y.shape, dtype=np.uint8)
+    bits[0, 10:20] = 2
+    ref = y.copy()
+    ref[(bits & 2) != 0] = np.nan
+    with np.errstate(all="ignore"):
+        ref -= slot_median(ref, slot, 96)[:, slot]
+    got = K.slot_center(y.copy(), bits, 2, slot, 96)
+    assert np.array_equal(got, ref, equal_nan=True)

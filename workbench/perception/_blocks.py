@@ -128,11 +128,7 @@ def slot_median(y: np.ndarray, slot: np.ndarray, n_slots: int) -> np.ndarray:
 
 def residual(x: np.ndarray, bits: np.ndarray, *, slot: np.ndarray, n_slots: int, transform: str, bad: int) -> np.ndarray:
     """Departure of each row from its profile (:func:`slot_median`), bad readings NaN."""
-    y = glog(x, transform)
-    y[(bits & bad) != 0] = np.nan
-    with np.errstate(all="ignore"):
-        y -= slot_median(y, slot, n_slots)[:, slot]
-    return y
+    return K.slot_center(glog(x, transform), bits, bad, slot, n_slots)  # one numba pass per row
 
 
 def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.ndarray, n_slots: int, transform: str,
@@ -173,35 +169,40 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
             effect = K.centered_median(r, effect_window, min_count=max(1, effect_window // 2))
         else:
             zones, inv = _zone_index(codes)
-            zbar = _zone_reduce(np.clip(z, -POOL_CLIP, POOL_CLIP), inv, len(zones), "mean")
-            valid = ~np.isnan(z)
-            if city:
-                rep = np.full(z.shape, np.nan, dtype=np.float32)
-                rep[_first_rows(inv, len(zones))] = zbar
-                score = np.full(z.shape, np.nan)
+            # numba kernels (K.zone_mean_clipped, K.zone_median, K.expand): the values of the
+            # bottleneck/NumPy zone reductions and np.where(valid, ...[inv], nan) without
+            # full-size float64 temporaries
+            zbar = K.zone_mean_clipped(z, inv, len(zones), POOL_CLIP)
+            rbar = K.zone_median(r, inv, len(zones))
+            fast = K.centered_median(rbar, effect_window, min_count=max(1, effect_window // 2))
+            effect = K.expand(fast, inv, z)
+            if contrast_window:  # the zone's slow residual, for the city background (_contrast)
+                slow = K.expand(slow_residual(rbar, contrast_window), inv)
+            if pool == "zone":  # scan, gain and direction in one pass to float32
+                if city:
+                    rep = np.full(z.shape, np.nan, dtype=np.float32)
+                    rep[_first_rows(inv, len(zones))] = zbar
+                    score = np.full(z.shape, np.nan, dtype=np.float32)
+                else:
+                    score = K.expand(K.scan_max(zbar, scales), inv, z, gain=gain, direction=direction)
             else:
-                score = np.where(valid, K.scan_max(zbar, scales)[inv], np.nan)
-            if pool == "both":
+                valid = ~np.isnan(z)
+                score = np.full(z.shape, np.nan) if city else np.where(valid, K.scan_max(zbar, scales)[inv], np.nan)
+                if city:
+                    rep = np.full(z.shape, np.nan, dtype=np.float32)
+                    rep[_first_rows(inv, len(zones))] = zbar
                 own = K.scan_max(z, scales)
                 score = np.where(np.abs(own) > np.abs(score), own, score)
-            rbar = _zone_reduce(r, inv, len(zones), "median")
-            fast = K.centered_median(rbar, effect_window, min_count=max(1, effect_window // 2))
-            effect = np.where(valid, fast[inv], np.nan)
-            if contrast_window:  # the zone's slow residual, for the city background (_contrast)
-                slow = slow_residual(rbar, contrast_window)[inv].astype(np.float32)
-    score = _finish(score, gain, direction)
-    effect = effect.astype(np.float32)
+    if score.dtype != np.float32:
+        score = _finish(score, gain, direction)
+    effect = effect.astype(np.float32, copy=False)
     out = (z.astype(np.float32), score, effect) + ((slow,) if contrast_window else ()) + ((rep,) if city else ())
     return out if qc else (bits, *out)
 
 
 def _finish(score: np.ndarray, gain: float, direction: str) -> np.ndarray:
     """The score times ``gain`` (float32); only departures of the given sign kept (``anomaly_direction``)."""
-    score = (score * gain).astype(np.float32)
-    if direction != "both":
-        keep = score > 0 if direction == "up" else score < 0
-        score = np.where(keep | np.isnan(score), score, np.float32(0.0))
-    return score
+    return K.expand(score, gain=gain, direction=direction)  # one pass (numba)
 
 
 def _first_rows(inv: np.ndarray, n_z: int) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "MISSING", "GAP", "FLATLINE", "SPIKE", "OUT_OF_RANGE", "DUPLICATE", "DRIFT", "FILLED",
     "run_flags", "centered_median", "row_mad", "row_median", "diff_sigma", "scan_max", "long_runs",
+    "slot_center", "zone_mean_clipped", "zone_median", "expand",
 ]
 
 MISSING, GAP, FLATLINE, SPIKE, OUT_OF_RANGE, DUPLICATE, DRIFT, FILLED = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -412,3 +413,136 @@ def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
     """Keep only the runs of True along the last axis that are at least ``min_len`` long."""
     return _long_runs(np.ascontiguousarray(mask, dtype=np.bool_), int(max(1, min_len)))
 
+
+
+@numba.njit(cache=True, nogil=True)
+def _slot_center(y, bits, bad, order, bounds, slot):  # pragma: no cover - compiled
+    n_s, n_t = y.shape
+    n_g = bounds.shape[0] - 1
+    med = np.empty(n_g)
+    buf = np.empty(order.shape[0])
+    for i in range(n_s):
+        for t in range(n_t):
+            if bits[i, t] & bad:
+                y[i, t] = np.nan
+        for g in range(n_g):
+            m = 0
+            for j in range(bounds[g], bounds[g + 1]):
+                v = y[i, order[j]]
+                if not np.isnan(v):
+                    buf[m] = v
+                    m += 1
+            med[g] = np.median(buf[:m]) if m else np.nan
+        for t in range(n_t):
+            y[i, t] -= med[slot[t]]
+
+
+def slot_center(y: np.ndarray, bits: np.ndarray, bad: int, slot: np.ndarray, n_slots: int) -> np.ndarray:
+    """In place: readings with ``bits & bad`` set to NaN, then each row minus its median per
+    ``slot`` (NaN-aware; NaN for an empty slot) — the residual from the profile in one pass
+    per row (the values of ``y - slot_median(y)[:, slot]``); returns ``y`` (C-ordered float64)."""
+    order = np.argsort(slot, kind="stable").astype(np.int64)
+    bounds = np.searchsorted(slot[order], np.arange(n_slots + 1)).astype(np.int64)
+    _slot_center(y, np.ascontiguousarray(bits), int(bad), order, bounds, np.asarray(slot, dtype=np.int64))
+    return y
+
+
+def _zone_members(inv: np.ndarray, n_z: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of each zone in row order (``members[bounds[k]:bounds[k + 1]]``)."""
+    members = np.argsort(inv, kind="stable").astype(np.int64)
+    bounds = np.r_[0, np.cumsum(np.bincount(inv, minlength=n_z))].astype(np.int64)
+    return members, bounds
+
+
+@numba.njit(cache=True, nogil=True)
+def _zone_mean_clipped(z, members, bounds, clip):  # pragma: no cover - compiled
+    n_z = bounds.shape[0] - 1
+    n_t = z.shape[1]
+    out = np.empty((n_z, n_t))
+    for k in range(n_z):
+        for t in range(n_t):
+            s = 0.0
+            c = 0
+            for p in range(bounds[k], bounds[k + 1]):
+                v = z[members[p], t]
+                if not np.isnan(v):
+                    if v > clip:
+                        v = clip
+                    elif v < -clip:
+                        v = -clip
+                    s += v
+                    c += 1
+            out[k, t] = s / c if c else np.nan
+    return out
+
+
+def zone_mean_clipped(z: np.ndarray, inv: np.ndarray, n_z: int, clip: float) -> np.ndarray:
+    """Per zone (``inv``: row -> zone) and step, the NaN-skipping mean of ``clip(z, -clip, clip)``
+    over the zone's rows (summed in row order, as bottleneck's ``nanmean``), shape (n_z, T)."""
+    return _zone_mean_clipped(np.ascontiguousarray(z, dtype=np.float64), *_zone_members(inv, n_z), float(clip))
+
+
+@numba.njit(cache=True, nogil=True)
+def _zone_median(r, members, bounds):  # pragma: no cover - compiled
+    n_z = bounds.shape[0] - 1
+    n_t = r.shape[1]
+    out = np.empty((n_z, n_t))
+    buf = np.empty(max(1, members.shape[0]))
+    for k in range(n_z):
+        for t in range(n_t):
+            m = 0
+            for p in range(bounds[k], bounds[k + 1]):
+                v = r[members[p], t]
+                if not np.isnan(v):
+                    j = m  # insertion sort: a zone has a few rows
+                    while j > 0 and buf[j - 1] > v:
+                        buf[j] = buf[j - 1]
+                        j -= 1
+                    buf[j] = v
+                    m += 1
+            if m == 0:
+                out[k, t] = np.nan
+            elif m % 2:
+                out[k, t] = buf[m // 2]
+            else:
+                out[k, t] = 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+    return out
+
+
+def zone_median(r: np.ndarray, inv: np.ndarray, n_z: int) -> np.ndarray:
+    """Per zone and step, the NaN-skipping median over the zone's rows, shape (n_z, T)."""
+    return _zone_median(np.ascontiguousarray(r, dtype=np.float64), *_zone_members(inv, n_z))
+
+
+@numba.njit(cache=True, nogil=True)
+def _expand(rows, inv, mask, masked, gain, direction):  # pragma: no cover - compiled
+    n = inv.shape[0]
+    n_t = rows.shape[1]
+    out = np.empty((n, n_t), dtype=np.float32)
+    for i in range(n):
+        k = inv[i]
+        for t in range(n_t):
+            if masked and np.isnan(mask[i, t]):
+                out[i, t] = np.nan
+                continue
+            v = np.float32(rows[k, t] * gain)
+            if direction == 1 and not v > 0 and not np.isnan(v):
+                v = np.float32(0.0)
+            elif direction == -1 and not v < 0 and not np.isnan(v):
+                v = np.float32(0.0)
+            out[i, t] = v
+    return out
+
+
+def expand(rows: np.ndarray, inv: np.ndarray | None = None, mask: np.ndarray | None = None, *, gain: float = 1.0,
+           direction: str = "both") -> np.ndarray:
+    """``rows[inv] * gain`` as float32 in one pass: NaN where ``mask`` is NaN; with
+    ``direction`` "up" ("down") values not above (below) zero become 0 (NaN kept).
+
+    The values of ``np.where(~isnan(mask), rows[inv], nan) * gain`` cast to float32 and
+    filtered by sign, without the full-size float64 temporaries."""
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    inv = np.arange(rows.shape[0], dtype=np.int64) if inv is None else np.asarray(inv, dtype=np.int64)
+    code = {"both": 0, "up": 1, "down": -1}[direction]
+    m = np.empty((0, 0)) if mask is None else np.ascontiguousarray(mask)
+    return _expand(rows, inv, m, mask is not None, float(gain), code)
