@@ -297,26 +297,45 @@ def corroborate(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mappi
     >>> len(corroborate(det, weak)), len(corroborate(det.assign(score=9.0), weak))
     (2, 1)
     """
-    tol = pd.Timedelta(tolerance)
+    tol = np.int64(pd.Timedelta(tolerance).value)
     keep = np.zeros(len(weak), dtype=bool)
     sign = np.sign(detected["score"].to_numpy(dtype=float)) if "score" in detected else np.zeros(len(detected))
-    w_all = weak.reset_index(drop=True).assign(_w=np.arange(len(weak)))
     for name in pd.unique(weak["variable"]):
         sources = thresholds_for(str(name), thresholds).get("anomaly_corroborated_by") or {}
         ok = np.zeros(len(detected), dtype=bool)
         for src, way in sources.items():
             ok |= (detected["variable"] == src).to_numpy() & (sign == (1.0 if way == "up" else -1.0))
-        w = w_all.loc[(w_all["variable"] == name).to_numpy(), ["zone", "sensor", "start", "end", "_w"]]
-        # weak runs overlapping a source detection of their zone (one vectorised join per variable)
-        src = detected.loc[ok, ["zone", "start", "end"]].drop_duplicates()
-        m = w.merge(src, on="zone", suffixes=("", "_s"))
-        m = m[(m["start_s"] - tol <= m["end"]) & (m["end_s"] + tol >= m["start"])]
-        w = w[w["_w"].isin(m["_w"].to_numpy())]
-        # ... that no detected run of the same sensor and variable covers already
-        own = detected.loc[(detected["variable"] == name).to_numpy(), ["sensor", "start", "end"]]
-        m = w.merge(own, on="sensor", suffixes=("", "_o"))
-        covered = m.loc[(m["start_o"] <= m["end"]) & (m["end_o"] >= m["start"]), "_w"].to_numpy()
-        keep[w.loc[~w["_w"].isin(covered), "_w"].to_numpy()] = True
+        iw = np.flatnonzero((weak["variable"] == name).to_numpy())
+        w = weak.iloc[iw]
+        hit = _overlaps(w["zone"], w["start"], w["end"], detected.loc[ok, "zone"], detected.loc[ok, "start"],
+                        detected.loc[ok, "end"], tol)  # a source detection of the zone within the tolerance
+        own = (detected["variable"] == name).to_numpy()
+        covered = _overlaps(w["sensor"], w["start"], w["end"], detected.loc[own, "sensor"], detected.loc[own, "start"],
+                            detected.loc[own, "end"], np.int64(0))  # a detected run of the same sensor already
+        keep[iw[hit & ~covered]] = True
     if not keep.any():
         return detected
     return pd.concat([detected, weak[keep]], ignore_index=True)
+
+
+def _overlaps(key: pd.Series, start: pd.Series, end: pd.Series, key_s: pd.Series, start_s: pd.Series,
+              end_s: pd.Series, tol: np.int64) -> np.ndarray:
+    """For each interval, whether an interval of the other table with the same key overlaps it
+    within ``tol`` (ns): per key, the others sorted by start with the running maximum of their
+    ends, one ``searchsorted`` per key (no pairwise join)."""
+    out = np.zeros(len(key), dtype=bool)
+    if not len(key) or not len(key_s):
+        return out
+    a, b = start.to_numpy("datetime64[ns]").astype(np.int64), end.to_numpy("datetime64[ns]").astype(np.int64)
+    sa, sb = start_s.to_numpy("datetime64[ns]").astype(np.int64), end_s.to_numpy("datetime64[ns]").astype(np.int64)
+    others = pd.Series(np.arange(len(key_s))).groupby(key_s.astype(str).to_numpy()).indices
+    for k, rows in pd.Series(np.arange(len(key))).groupby(key.astype(str).to_numpy()).indices.items():
+        j = others.get(k)
+        if j is None:
+            continue
+        order = np.argsort(sa[j], kind="stable")
+        st, en = sa[j][order], np.maximum.accumulate(sb[j][order])
+        pos = np.searchsorted(st, b[rows] + tol, side="right") - 1
+        found = pos >= 0
+        out[rows[found]] = en[pos[found]] + tol >= a[rows[found]]
+    return out
