@@ -582,7 +582,8 @@ def run_scenarios(
         row["vs_pandas"] = None
         for name, fn in ([("pandas", sc.pandas)] if sc.pandas is not None else []) + list(sc.pandas_variants):
             mode = "pandas" if name == "pandas" else f"pandas:{name}"
-            pkey = (getattr(fn, "__module__", module), getattr(fn, "__qualname__", mode), _pandas_sensors(sc), sc.days)
+            pkey = (getattr(fn, "__module__", module), getattr(fn, "__qualname__", mode), getattr(sc.setup, "__qualname__", None),
+                    _pandas_sensors(sc), sc.days)  # the setup too: another store or layout is another measurement
             if pkey not in pandas_cache:
                 pandas_cache[pkey] = _subprocess(["measure", module, str(index), mode], timeout=timeout)
             p = pandas_cache[pkey]
