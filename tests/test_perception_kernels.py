@@ -110,3 +110,18 @@ def test_slot_center_equals_slot_median_residual():
         ref -= slot_median(ref, slot, 96)[:, slot]
     got = K.slot_center(y.copy(), bits, 2, slot, 96)
     assert np.array_equal(got, ref, equal_nan=True)
+
+
+def test_row_median_exact_on_long_rows_with_ties():
+    # rows long enough for the bracketing selection (>= 2048 values), rounded to make ties,
+    # heavy tails, constant rows, odd and even counts
+    rng = np.random.default_rng(8)
+    for n in (2048, 2049, 5000, 8191, 8192):
+        x = np.stack([rng.standard_normal(n), np.round(rng.standard_normal(n), 1), np.round(rng.standard_normal(n)),
+                      rng.standard_cauchy(n), np.zeros(n), np.sort(rng.random(n))])
+        x[0, ::5] = np.nan
+        with np.errstate(all="ignore"):
+            med = bn.nanmedian(x, axis=-1)[:, None]
+            mad = 1.4826 * bn.nanmedian(np.abs(x - med), axis=-1)[:, None]
+        assert np.array_equal(K.row_median(x), med, equal_nan=True)
+        assert np.array_equal(K.row_mad(x), mad, equal_nan=True)

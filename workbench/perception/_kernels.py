@@ -195,6 +195,44 @@ def centered_median(x: np.ndarray, window: int, min_count: int | None = None) ->
 
 
 @numba.njit(cache=True, nogil=True)
+def _median(buf, m, tmp):  # pragma: no cover - compiled
+    # exact median of buf[:m] (no NaN; may reorder buf). For m >= 2048 a sorted strided sample
+    # of 256 brackets the median's rank (±28 sample ranks, ~3.5 sigma); one pass counts the
+    # values below the bracket and gathers those inside it into tmp, and the median is selected
+    # among those (2-4x faster than selecting among all); np.median of all when it misses
+    if m < 2048:
+        return np.median(buf[:m])
+    k = m // 2
+    first = k if m % 2 else k - 1
+    ns = 256
+    step = m // ns
+    samp = np.empty(ns)
+    for j in range(ns):
+        samp[j] = buf[j * step]
+    samp.sort()
+    lo = samp[ns // 2 - 28]
+    hi = samp[ns // 2 + 28]
+    below = 0
+    c = 0
+    for j in range(m):
+        v = buf[j]
+        below += v < lo
+        tmp[c] = v
+        c += (v >= lo) & (v <= hi)
+    if below <= first and k < below + c and c < m // 2:
+        p = np.partition(tmp[:c], k - below)
+        b = p[k - below]
+        if m % 2:
+            return b
+        a = p[0]
+        for j in range(1, k - below):
+            if p[j] > a:
+                a = p[j]
+        return 0.5 * (a + b)
+    return np.median(buf[:m])
+
+
+@numba.njit(cache=True, nogil=True)
 def _row_stats(x, stride, what):  # pragma: no cover - compiled
     # per row, over x[i, ::stride] (what=0: the values; 2: their second differences
     # x[t+2] - 2 x[t+1] + x[t] at t = 0, stride, ... < n-2), NaN skipped: the median (col 0)
@@ -205,6 +243,7 @@ def _row_stats(x, stride, what):  # pragma: no cover - compiled
     if n_v <= 0:
         return out
     buf = np.empty((n_v + stride - 1) // stride)
+    tmp = np.empty(buf.shape[0])
     for i in range(n_s):
         m = 0
         for t in range(0, n_v, stride):
@@ -214,11 +253,11 @@ def _row_stats(x, stride, what):  # pragma: no cover - compiled
                 m += 1
         if m == 0:
             continue
-        med = np.median(buf[:m])
+        med = _median(buf, m, tmp)
         out[i, 0] = med
         for k in range(m):
             buf[k] = abs(buf[k] - med)
-        out[i, 1] = 1.4826 * np.median(buf[:m])
+        out[i, 1] = 1.4826 * _median(buf, m, tmp)
     return out
 
 
@@ -275,6 +314,7 @@ def _row_median(x, stride):  # pragma: no cover - compiled
     n_s, n_t = x.shape
     out = np.full((n_s, 1), np.nan)
     buf = np.empty((n_t + stride - 1) // stride)
+    tmp = np.empty(buf.shape[0])
     for i in range(n_s):
         m = 0
         for t in range(0, n_t, stride):
@@ -283,7 +323,7 @@ def _row_median(x, stride):  # pragma: no cover - compiled
                 buf[m] = v
                 m += 1
         if m:
-            out[i, 0] = np.median(buf[:m])
+            out[i, 0] = _median(buf, m, tmp)
     return out
 
 
