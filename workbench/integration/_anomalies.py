@@ -34,17 +34,15 @@ def _block_runs(mk: np.ndarray, z: np.ndarray, sc: np.ndarray, *, sensors: np.nd
     """The runs of one block; ``rank`` = (part number, each sensor's position in the city's
     own order), kept as two hidden columns so :func:`gather_anomalies` can restore
     ``detect_anomalies``' row order after a zone-ordered computation."""
-    from workbench.perception._runs import runs_to_events
+    from workbench.perception._runs import runs_table
 
-    coords = {"sensor": sensors, "time": time, "zone": ("sensor", zones)}
-    dims = ("sensor", "time")
-    df = runs_to_events(xr.DataArray(mk, dims=dims, coords=coords), xr.DataArray(z, dims=dims, coords=coords),
-                        kind="anomaly", system=system, merge=merge, extra={"variable": variable},
-                        signed_score=xr.DataArray(sc, dims=dims, coords=coords))
+    # the numpy blocks as they are (no xarray wrapping, no copies): perception's run table
+    df, rows = runs_table(np.asarray(mk, dtype=bool), np.abs(np.asarray(z, dtype=np.float64)),
+                          np.asarray(sc, dtype=np.float64), sensors=sensors, zones=zones, time=time, kind="anomaly",
+                          system=system, merge=merge, extra={"variable": variable})
     if len(df):
-        where = {str(v): i for i, v in enumerate(sensors)}
         df[_PART] = rank[0]
-        df[_POS] = rank[1][[where[str(v)] for v in df["sensor"]]]
+        df[_POS] = rank[1][rows]
         df[_WEAK] = weak
     return df
 
