@@ -125,3 +125,11 @@ def test_row_median_exact_on_long_rows_with_ties():
             mad = 1.4826 * bn.nanmedian(np.abs(x - med), axis=-1)[:, None]
         assert np.array_equal(K.row_median(x), med, equal_nan=True)
         assert np.array_equal(K.row_mad(x), mad, equal_nan=True)
+
+
+def test_block_means_equal_nanmean_of_padded_blocks():
+    x = _data(9, (5, 403))
+    pad = np.full((5, 4 * 101 - 403), np.nan)
+    with np.errstate(all="ignore"):
+        ref = np.nanmean(np.concatenate([x, pad], axis=1).reshape(5, 101, 4), axis=2)
+    assert np.array_equal(K.block_means(x, 4), ref, equal_nan=True)

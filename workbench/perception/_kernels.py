@@ -16,7 +16,7 @@ import numpy as np
 __all__ = [
     "MISSING", "GAP", "FLATLINE", "SPIKE", "OUT_OF_RANGE", "DUPLICATE", "DRIFT", "FILLED",
     "run_flags", "centered_median", "row_mad", "row_median", "diff_sigma", "scan_max", "long_runs",
-    "slot_center", "zone_mean_clipped", "zone_median", "expand",
+    "slot_center", "zone_mean_clipped", "zone_median", "expand", "block_means",
 ]
 
 MISSING, GAP, FLATLINE, SPIKE, OUT_OF_RANGE, DUPLICATE, DRIFT, FILLED = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -586,3 +586,27 @@ def expand(rows: np.ndarray, inv: np.ndarray | None = None, mask: np.ndarray | N
     code = {"both": 0, "up": 1, "down": -1}[direction]
     m = np.empty((0, 0)) if mask is None else np.ascontiguousarray(mask)
     return _expand(rows, inv, m, mask is not None, float(gain), code)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_means(d, b):  # pragma: no cover - compiled
+    n, n_t = d.shape
+    nb = (n_t + b - 1) // b
+    out = np.empty((n, nb))
+    for i in range(n):
+        for k in range(nb):
+            s = 0.0
+            c = 0
+            for t in range(k * b, min((k + 1) * b, n_t)):
+                v = d[i, t]
+                if not np.isnan(v):
+                    s += v
+                    c += 1
+            out[i, k] = s / c if c else np.nan
+    return out
+
+
+def block_means(d: np.ndarray, b: int) -> np.ndarray:
+    """NaN-skipping mean of each run of ``b`` steps of each row (the last one may be shorter;
+    NaN where a block has no value), shape (rows, ceil(T / b)): one pass, no padded copy."""
+    return _block_means(np.ascontiguousarray(d, dtype=np.float64), int(b))

@@ -80,11 +80,7 @@ def _drift_smooth(d: np.ndarray, window: int) -> np.ndarray:
     nb = -(-n_t // b)
     if b == 1 or nb < 2:
         return K.centered_median(d, window, min_count=max(1, window // 4))
-    pad = np.full((n, nb * b - n_t), np.nan)
-    blocks = np.concatenate([d, pad], axis=1).reshape(n, nb, b)
-    ok = ~np.isnan(blocks)
-    with np.errstate(all="ignore"):  # np.nanmean's arithmetic, without its warning on empty blocks
-        blocks = np.where(ok, blocks, 0.0).sum(axis=2) / ok.sum(axis=2)
+    blocks = K.block_means(d, b)  # np.nanmean's arithmetic per block, NaN for an empty one
     w = max(1, window // b)
     sm = K.centered_median(blocks, w, min_count=max(1, w // 4))
     return np.repeat(sm, b, axis=1)[:, :n_t]
