@@ -26,7 +26,14 @@ For each variable, on the ``qc_transform`` scale of the registry (log for multip
    day-type swings cancel, an event in a few zones does not move the median);
    ``anomaly_contrast_hours`` adds a slow (a day) contrast of the zone against the city's
    least departing zone (:mod:`~workbench.perception._contrast`: events that cover part of
-   the city for days, like heatwaves, against fronts that move every zone).
+   the city for days, like heatwaves, against fronts that move every zone);
+   ``anomaly_absolute_effect`` scores that slow residual itself, without recalibration (a day
+   6 °C over the month's normal is an anomaly even when every zone is hit);
+8. **corroboration** across systems (``anomaly_corroborated_by``, on a city DataTree): runs of
+   a variable at a lower bar (``anomaly_corroborated_threshold``) are kept where a detection
+   of a named variable in the same zone, in the named direction, overlaps them
+   (:func:`corroborate`: service requests during a drop of load, network traffic or water
+   pressure; NO2 during a traffic drop; load and water flow during a temperature rise).
 
 :func:`detect_anomalies` turns runs of ``|score| ≥ threshold`` into event rows, where the
 departure from the profile (``<var>_effect``, a 1-hour median of the residual) is also at
