@@ -117,21 +117,30 @@ def gather_anomalies(parts: list[pd.DataFrame], *, merge_hours: float = 1.0) -> 
 
     Runs at a corroborated variable's lower bar are kept only where another system's
     detection corroborates them (:func:`workbench.perception.anomalies.corroborate`, with the
-    tolerance ``merge_hours`` as in ``detect_anomalies``)."""
+    tolerance ``merge_hours`` as in ``detect_anomalies``); the weak parts are checked one at a
+    time against the detected table (most of their runs are dropped: no concatenation of them all)."""
     from workbench.perception._runs import empty_events
-    from workbench.perception.anomalies import corroborate
+    from workbench.perception.anomalies import corroborated_rows
+
+    def ordered(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        # one variable's parts in the city's sensor order (runs of a sensor stay in time order)
+        out = pd.concat(frames, ignore_index=True)
+        if _PART in out:
+            out = out.sort_values([_PART, _POS], kind="stable").drop(columns=[_PART, _POS])
+        return out.drop(columns=[_WEAK], errors="ignore").reset_index(drop=True)
 
     frames = [f for f in parts if len(f)]
-    if not frames:
-        return empty_events(("variable", "score"))
-    out = pd.concat(frames, ignore_index=True)
-    if _PART in out:  # one variable's parts in the city's sensor order (runs of a sensor stay in time order)
-        out = out.sort_values([_PART, _POS], kind="stable").drop(columns=[_PART, _POS]).reset_index(drop=True)
-    if _WEAK in out:
-        weak = out[_WEAK].astype(bool).to_numpy()
-        strong = out[~weak].drop(columns=[_WEAK]).reset_index(drop=True)
-        if not len(strong):
-            strong = empty_events(("variable", "score"))
-        out = corroborate(strong, out[weak].drop(columns=[_WEAK]).reset_index(drop=True),
-                          tolerance=pd.Timedelta(hours=merge_hours or 0))
-    return out
+    is_weak = [_WEAK in f and bool(f[_WEAK].iloc[0]) for f in frames]
+    strong = [f for f, w in zip(frames, is_weak) if not w]
+    out = ordered(strong) if strong else empty_events(("variable", "score"))
+    tol = pd.Timedelta(hours=merge_hours or 0)
+    kept = []
+    for f, w in zip(frames, is_weak):
+        if w:
+            keep = corroborated_rows(out, f.drop(columns=[_PART, _POS, _WEAK], errors="ignore").reset_index(drop=True),
+                                     tolerance=tol)
+            if keep.any():
+                kept.append(f[keep])
+    if not kept:
+        return out
+    return pd.concat([out, ordered(kept)], ignore_index=True)

@@ -68,8 +68,8 @@ from workbench.perception._zoned import zone_codes, zone_map
 from workbench.perception._zoned import zone_order as _zone_order
 from workbench.perception.flags import BAD, completeness, flag_params, qc_attrs
 
-__all__ = ["anomaly_scores", "detect_anomalies", "profile_key", "corroborate", "corroborated_bar", "DEFAULT_THRESHOLD",
-           "SCAN_HOURS"]
+__all__ = ["anomaly_scores", "detect_anomalies", "profile_key", "corroborate", "corroborated_rows", "corroborated_bar",
+           "DEFAULT_THRESHOLD", "SCAN_HOURS"]
 
 #: default detection threshold on the scan score (tuned on seeds 100-109; was 7 before zone pooling)
 DEFAULT_THRESHOLD = 5.0
@@ -304,6 +304,16 @@ def corroborate(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mappi
     >>> len(corroborate(det, weak)), len(corroborate(det.assign(score=9.0), weak))
     (2, 1)
     """
+    keep = corroborated_rows(detected, weak, thresholds=thresholds, tolerance=tolerance)
+    if not keep.any():
+        return detected
+    return pd.concat([detected, weak[keep]], ignore_index=True)
+
+
+def corroborated_rows(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mapping[str, Any] | None = None,
+                      tolerance: str | pd.Timedelta = "1h") -> np.ndarray:
+    """Which rows of ``weak`` :func:`corroborate` keeps (boolean, one per row). Each row's
+    answer depends only on that row and ``detected``, so ``weak`` may be checked in pieces."""
     tol = np.int64(pd.Timedelta(tolerance).value)
     keep = np.zeros(len(weak), dtype=bool)
     sign = np.sign(detected["score"].to_numpy(dtype=float)) if "score" in detected else np.zeros(len(detected))
@@ -320,9 +330,7 @@ def corroborate(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mappi
         covered = _overlaps(w["sensor"], w["start"], w["end"], detected.loc[own, "sensor"], detected.loc[own, "start"],
                             detected.loc[own, "end"], np.int64(0))  # a detected run of the same sensor already
         keep[iw[hit & ~covered]] = True
-    if not keep.any():
-        return detected
-    return pd.concat([detected, weak[keep]], ignore_index=True)
+    return keep
 
 
 def _overlaps(key: pd.Series, start: pd.Series, end: pd.Series, key_s: pd.Series, start_s: pd.Series,
