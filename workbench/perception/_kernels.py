@@ -361,6 +361,8 @@ def _sliding_max(v, k, out):  # pragma: no cover - compiled
 def _scan_max(z, scales, min_frac):  # pragma: no cover - compiled
     n_s, n_t = z.shape
     out = np.full((n_s, n_t), np.nan)
+    fin = np.empty(min(n_t, 4096) + 1)
+    tmp = np.empty(fin.shape[0])
     for i in range(n_s):
         row = z[i]
         csum = np.zeros(n_t + 1)
@@ -385,13 +387,27 @@ def _scan_max(z, scales, min_frac):  # pragma: no cover - compiled
                     raw[a] = (csum[a + k] - csum[a]) / np.sqrt(c)
             # calibrate each scale on the row itself: residuals are autocorrelated (weather,
             # profile error), so window sums spread wider than N(0, 1) at long scales
-            fin = raw[~np.isnan(raw)]
-            if fin.size < 3:
+            n_fin = 0
+            for a in range(m):
+                if not np.isnan(raw[a]):
+                    n_fin += 1
+            if n_fin < 3:
                 continue
-            if fin.size > 4096:  # the calibration needs a median and a MAD, not every window
-                fin = fin[:: (fin.size + 4095) // 4096].copy()
-            center = np.median(fin)
-            spread = 1.4826 * np.median(np.abs(fin - center))
+            # the calibration needs a median and a MAD, not every window: at most ~4096 of the
+            # finite window sums, evenly strided (in the scratch buffers, no temporaries)
+            step = (n_fin + 4095) // 4096 if n_fin > 4096 else 1
+            nf = 0
+            j = 0
+            for a in range(m):
+                if not np.isnan(raw[a]):
+                    if j % step == 0:
+                        fin[nf] = raw[a]
+                        nf += 1
+                    j += 1
+            center = _median(fin, nf, tmp)
+            for a in range(nf):
+                fin[a] = abs(fin[a] - center)
+            spread = 1.4826 * _median(fin, nf, tmp)
             if not spread > 0:
                 spread = 1.0
             for a in range(m):
