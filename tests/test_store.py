@@ -91,3 +91,15 @@ def test_read_errors_are_one_clear_sentence(tmp_path):
     junk.write_text("not a netcdf file")
     with pytest.raises(StoreError, match="cannot be opened as a netcdf city store"):
         read_city(junk)
+
+
+def test_series_are_stored_with_shuffled_lz4(small_city, tmp_path):
+    """Sensor series use Blosc LZ4 + byte shuffle (docs/scale.md rule 7), also when a read store is rewritten."""
+    import zarr
+
+    first = write_city(small_city, tmp_path / "a.zarr")
+    again = write_city(read_city(first), tmp_path / "b.zarr")
+    for path in (first, again):
+        (codec,) = zarr.open_array(str(path / "energy" / "electric_load"), mode="r").compressors
+        assert (type(codec).__name__, codec.cname.value, codec.shuffle.value) == ("BloscCodec", "lz4", "shuffle")
+        assert codec.typesize == 8

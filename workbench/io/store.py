@@ -76,7 +76,8 @@ def write_city(city: xr.DataTree, path: str | os.PathLike, *, progress: bool | N
                 # without it. The chunk writes are I/O tasks: on a cluster they get `retries`
                 # (a flaky disk or a lost worker costs a retry, not the run).
                 with dask.annotate(retries=IO_RETRIES):
-                    pending = city.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, compute=False)
+                    pending = city.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, compute=False,
+                                           encoding=_zarr_encoding(city))
                 # boundary: a sink; zarr keeps the dask chunks. Runs on the current scheduler.
                 dask.compute(pending)  # boundary: a sink
             else:
@@ -92,6 +93,26 @@ def write_city(city: xr.DataTree, path: str | os.PathLike, *, progress: bool | N
         if tmp.exists():
             _remove(tmp)
     return path
+
+
+def _zarr_encoding(city: xr.DataTree) -> dict:
+    """Blosc LZ4 with byte shuffle for every numeric ``(sensor, time)`` variable.
+
+    Sensor series are noisy floats: zarr's default (zstd, no shuffle) saved 6 % of a
+    variable and was the slowest part of reading it; byte-shuffled LZ4 saves 13 % and
+    decodes ~1.7x faster (one 1,429-sensor x 1-year variable: 0.21 s vs 0.37 s, docs/scale.md
+    rule 7). Values are unchanged (lossless).
+    """
+    from zarr.codecs import BloscCodec
+
+    out = {}
+    for node in city.subtree:
+        enc = {name: {"compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=v.dtype.itemsize)]}
+               for name, v in node.data_vars.items()
+               if v.dims == ("sensor", "time") and v.dtype.kind in "fiu"}
+        if enc:
+            out[node.path] = enc
+    return out
 
 
 def _remove(p: Path) -> None:
