@@ -147,11 +147,13 @@ def store_path(sensors: int, days: int) -> Path:
 
 
 def stale_chunks(path: Path) -> bool:
-    """Whether a cached store's sensor chunks differ from the reference city's current rule
-    (``make_city``'s default): such a store is rebuilt, so a changed rule is measured."""
+    """Whether a cached store's sensor chunks or codec differ from the current rules
+    (``make_city``'s default chunks, ``write_city``'s codec): such a store is rebuilt, so a
+    changed rule is measured."""
     import zarr
 
     from workbench import registry
+    from workbench.io.store import series_codec
     from workbench.synth import _default_sensor_chunk
 
     for system in registry.SYSTEMS:
@@ -159,7 +161,8 @@ def stale_chunks(path: Path) -> bool:
             continue
         for _, arr in zarr.open_group(path / system, mode="r").arrays():
             if arr.ndim == 2 and arr.dtype.kind == "f":
-                return arr.chunks[0] != _default_sensor_chunk(arr.shape[0], arr.shape[1])
+                return (arr.chunks[0] != _default_sensor_chunk(arr.shape[0], arr.shape[1])
+                        or tuple(arr.compressors) != (series_codec(arr.dtype.itemsize),))
     return False
 
 

@@ -138,3 +138,14 @@ def test_a_cached_store_of_an_older_chunk_rule_is_stale(small_store, tmp_path):
     write_city(make_city(zones=4, sensors_per_system=8, days=14, seed=3, chunks={"sensor": 3, "time": 14 * 96}), other,
                progress=False)
     assert stale_chunks(other)
+
+
+def test_a_cached_store_of_an_older_codec_is_stale(tmp_path, monkeypatch):
+    import workbench.io.store as store
+    from benchmarks._harness import stale_chunks
+    from workbench.synth import make_city
+
+    city = make_city(zones=4, sensors_per_system=8, days=14, seed=3)
+    assert not stale_chunks(store.write_city(city, tmp_path / "now.zarr", progress=False))
+    monkeypatch.setattr(store, "_zarr_encoding", lambda city: {})  # zarr's default codec (zstd)
+    assert stale_chunks(store.write_city(city, tmp_path / "zstd.zarr", progress=False))
