@@ -26,6 +26,7 @@ import xarray as xr
 __all__ = ["lazy_anomalies", "gather_anomalies"]
 
 _PART, _POS, _WEAK = "_part", "_position", "_weak"
+_LABELS = ("kind", "system", "zone", "sensor", "variable")
 
 
 def _block_runs(mk: np.ndarray, z: np.ndarray, sc: np.ndarray, *, sensors: np.ndarray, zones: np.ndarray,
@@ -44,6 +45,9 @@ def _block_runs(mk: np.ndarray, z: np.ndarray, sc: np.ndarray, *, sensors: np.nd
         df[_PART] = rank[0]
         df[_POS] = rank[1][rows]
         df[_WEAK] = weak
+        if weak:  # most weak runs are dropped in gather: their labels as codes, not a string per row
+            for c in _LABELS:
+                df[c] = df[c].astype("category")
     return df
 
 
@@ -143,4 +147,8 @@ def gather_anomalies(parts: list[pd.DataFrame], *, merge_hours: float = 1.0) -> 
                 kept.append(f[keep])
     if not kept:
         return out
-    return pd.concat([out, ordered(kept)], ignore_index=True)
+    kept = ordered(kept)
+    for c in _LABELS:  # the kept weak rows' labels back to strings, as detect_anomalies has them
+        if isinstance(kept[c].dtype, pd.CategoricalDtype):
+            kept[c] = kept[c].astype(out[c].dtype if len(out) else str)
+    return pd.concat([out, kept], ignore_index=True)
