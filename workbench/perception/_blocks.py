@@ -97,20 +97,10 @@ def _poisson_scores(x: np.ndarray, bad_mask: np.ndarray, *, codes: np.ndarray, s
 
 @numba.njit(cache=True, nogil=True)
 def _slot_median(y, order, bounds):  # pragma: no cover - compiled
-    n_s = y.shape[0]
-    n_g = bounds.shape[0] - 1
-    out = np.full((n_s, n_g), np.nan)
+    out = np.empty((y.shape[0], bounds.shape[0] - 1))
     buf = np.empty(order.shape[0])
-    for i in range(n_s):
-        for g in range(n_g):
-            m = 0
-            for j in range(bounds[g], bounds[g + 1]):
-                v = y[i, order[j]]
-                if not np.isnan(v):
-                    buf[m] = v
-                    m += 1
-            if m:
-                out[i, g] = np.median(buf[:m])
+    for i in range(y.shape[0]):
+        K.row_slot_medians(y[i], order, bounds, buf, out[i])
     return out
 
 

@@ -472,23 +472,28 @@ def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def row_slot_medians(row, order, bounds, buf, med):  # pragma: no cover - compiled
+    """``med[g]`` = NaN-median of ``row[order[bounds[g]:bounds[g + 1]]]`` (NaN when empty)."""
+    for g in range(bounds.shape[0] - 1):
+        m = 0
+        for j in range(bounds[g], bounds[g + 1]):
+            v = row[order[j]]
+            if not np.isnan(v):
+                buf[m] = v
+                m += 1
+        med[g] = np.median(buf[:m]) if m else np.nan
+
+
+@numba.njit(cache=True, nogil=True)
 def _slot_center(y, bits, bad, order, bounds, slot):  # pragma: no cover - compiled
     n_s, n_t = y.shape
-    n_g = bounds.shape[0] - 1
-    med = np.empty(n_g)
+    med = np.empty(bounds.shape[0] - 1)
     buf = np.empty(order.shape[0])
     for i in range(n_s):
         for t in range(n_t):
             if bits[i, t] & bad:
                 y[i, t] = np.nan
-        for g in range(n_g):
-            m = 0
-            for j in range(bounds[g], bounds[g + 1]):
-                v = y[i, order[j]]
-                if not np.isnan(v):
-                    buf[m] = v
-                    m += 1
-            med[g] = np.median(buf[:m]) if m else np.nan
+        row_slot_medians(y[i], order, bounds, buf, med)
         for t in range(n_t):
             y[i, t] -= med[slot[t]]
 
