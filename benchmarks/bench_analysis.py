@@ -278,20 +278,14 @@ SCENARIOS = [
              floor="memory", quick=(n == 1_000),
              note="timeofday x daytype mean of all 13 variables in memory (numpy), one thread, vs the one-thread memory floor")
     for n in (1_000, 10_000)
-] + [  # the same stages on the same city stored with the old 80 MB chunks (LAYOUT_SENSORS): what the layout costs
-    Scenario(stage=f"{stage}_c{LAYOUT_SENSORS}", sensors=10_000, days=365, setup=_open_layout, run=run,
-             pandas=pd_run and _on_layout(pd_run),
-             floor=floor, note=f"{note}; store rewritten with {LAYOUT_SENSORS} sensors per chunk (80 MB, the old default), same values and codec")
-    for stage, run, pd_run, floor, note in [
-        ("read_sum", _read_sum, None, "io", "stream every variable and sum it (the I/O floor's work), from Zarr"),
-        ("profile", _profile, _profile_pandas, None, "timeofday x daytype mean of all 13 variables, from Zarr"),
-        ("to_zones", _to_zones, _to_zones_pandas, None, "all 13 variables to zones with completeness, from Zarr"),
-        ("lagged_correlation", _lags, _lags_pandas, None, "5 couplings, zone level, +-6 h, from Zarr"),
+] + [  # the same stages on the same city stored otherwise: what the layout and the codec cost
+    Scenario(stage=f"{stage}_{tail}", sensors=10_000, days=365, setup=setup, run=run,
+             pandas=pd_run and _on_layout(pd_run, tail), floor=floor, note=f"{note}; {how}")
+    for tail, setup, how in [
+        (f"c{LAYOUT_SENSORS}", _open_layout,
+         f"store rewritten with {LAYOUT_SENSORS} sensors per chunk (80 MB, the old default), same values and codec"),
+        ("raw", _open_raw, "store rewritten without compression (same values, same 24 MB chunks)"),
     ]
-] + [  # the same stages on the same city, float variables stored uncompressed: what the codec costs
-    Scenario(stage=f"{stage}_raw", sensors=10_000, days=365, setup=_open_raw, run=run,
-             pandas=pd_run and _on_layout(pd_run, "raw"),
-             floor=floor, note=f"{note}; store rewritten without compression (same values, same 24 MB chunks)")
     for stage, run, pd_run, floor, note in [
         ("read_sum", _read_sum, None, "io", "stream every variable and sum it (the I/O floor's work), from Zarr"),
         ("profile", _profile, _profile_pandas, None, "timeofday x daytype mean of all 13 variables, from Zarr"),

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from workbench.perception._kernels import group_members
+
 __all__ = ["ADDITIVE", "slot_keys", "sensor_residuals", "zone_residuals"]
 
 #: variables whose residual is a difference (in their unit) rather than a relative change
@@ -157,9 +159,7 @@ def _group_medians(r: np.ndarray, x: np.ndarray, members: np.ndarray, bounds: np
 def _key_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps sorted by key, the bounds of each key's run, and each step's key code."""
     uniq, codes = np.unique(keys, return_inverse=True)
-    order = np.argsort(codes, kind="stable").astype(np.int64)
-    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(uniq)))].astype(np.int64)
-    return order, bounds, codes.astype(np.int64)
+    return *group_members(codes, len(uniq)), codes.astype(np.int64)
 
 
 _SLOT_ORDERS: dict[tuple, tuple] = {}
@@ -248,8 +248,7 @@ def _zone_signal(da: xr.DataArray, *, additive: bool) -> tuple[xr.DataArray, xr.
     groups, n_zones, seq = [], [], []
     for lo, hi in zip(spans[:-1], spans[1:]):
         present, local = np.unique(codes[lo:hi], return_inverse=True)
-        bounds = np.r_[0, np.cumsum(np.bincount(local, minlength=len(present)))].astype(np.int64)
-        groups.append((np.argsort(local, kind="stable").astype(np.int64), bounds))
+        groups.append(group_members(local, len(present)))
         n_zones.append(len(present))
         seq.extend(present)
     kw = dict(slots=keys, groups=groups, additive=additive)

@@ -111,9 +111,7 @@ def slot_median(y: np.ndarray, slot: np.ndarray, n_slots: int) -> np.ndarray:
     rows) — the same values as flox's ``groupby_reduce(func="nanmedian")`` (tested), ~8× faster
     on a year of 15-minute rows (flox partitions the whole block).
     """
-    order = np.argsort(slot, kind="stable")
-    bounds = np.searchsorted(slot[order], np.arange(n_slots + 1))
-    return _slot_median(np.ascontiguousarray(y, dtype=np.float64), order.astype(np.int64), bounds.astype(np.int64))
+    return _slot_median(np.ascontiguousarray(y, dtype=np.float64), *K.group_members(slot, n_slots))
 
 
 def residual(x: np.ndarray, bits: np.ndarray, *, slot: np.ndarray, n_slots: int, transform: str, bad: int) -> np.ndarray:

@@ -502,16 +502,15 @@ def slot_center(y: np.ndarray, bits: np.ndarray, bad: int, slot: np.ndarray, n_s
     """In place: readings with ``bits & bad`` set to NaN, then each row minus its median per
     ``slot`` (NaN-aware; NaN for an empty slot) — the residual from the profile in one pass
     per row (the values of ``y - slot_median(y)[:, slot]``); returns ``y`` (C-ordered float64)."""
-    order = np.argsort(slot, kind="stable").astype(np.int64)
-    bounds = np.searchsorted(slot[order], np.arange(n_slots + 1)).astype(np.int64)
-    _slot_center(y, np.ascontiguousarray(bits), int(bad), order, bounds, np.asarray(slot, dtype=np.int64))
+    _slot_center(y, np.ascontiguousarray(bits), int(bad), *group_members(slot, n_slots), np.asarray(slot, dtype=np.int64))
     return y
 
 
-def _zone_members(inv: np.ndarray, n_z: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of each zone in row order (``members[bounds[k]:bounds[k + 1]]``)."""
-    members = np.argsort(inv, kind="stable").astype(np.int64)
-    bounds = np.r_[0, np.cumsum(np.bincount(inv, minlength=n_z))].astype(np.int64)
+def group_members(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of each group ``0..n-1`` of ``codes``, in position order: group ``k`` is
+    ``members[bounds[k]:bounds[k + 1]]`` (both int64)."""
+    members = np.argsort(codes, kind="stable").astype(np.int64)
+    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=n))].astype(np.int64)
     return members, bounds
 
 
@@ -540,7 +539,7 @@ def _zone_mean_clipped(z, members, bounds, clip):  # pragma: no cover - compiled
 def zone_mean_clipped(z: np.ndarray, inv: np.ndarray, n_z: int, clip: float) -> np.ndarray:
     """Per zone (``inv``: row -> zone) and step, the NaN-skipping mean of ``clip(z, -clip, clip)``
     over the zone's rows (summed in row order, as bottleneck's ``nanmean``), shape (n_z, T)."""
-    return _zone_mean_clipped(np.ascontiguousarray(z, dtype=np.float64), *_zone_members(inv, n_z), float(clip))
+    return _zone_mean_clipped(np.ascontiguousarray(z, dtype=np.float64), *group_members(inv, n_z), float(clip))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -572,7 +571,7 @@ def _zone_median(r, members, bounds):  # pragma: no cover - compiled
 
 def zone_median(r: np.ndarray, inv: np.ndarray, n_z: int) -> np.ndarray:
     """Per zone and step, the NaN-skipping median over the zone's rows, shape (n_z, T)."""
-    return _zone_median(np.ascontiguousarray(r, dtype=np.float64), *_zone_members(inv, n_z))
+    return _zone_median(np.ascontiguousarray(r, dtype=np.float64), *group_members(inv, n_z))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -252,8 +252,8 @@ def detect_anomalies(ds: xr.Dataset | xr.DataTree, *, threshold: float = DEFAULT
                 continue
             bar = corroborated_bar(th, threshold)
             v = d[[f"{name}_score", f"{name}_effect", f"{name}_z"]]
-            if bar is not None:  # boundary: one variable's score, effect and z, read once for both bars
-                v = v.compute()
+            if bar is not None:
+                v = v.compute()  # boundary: one variable's score, effect and z, read once for both bars
             score, effect = v[f"{name}_score"], v[f"{name}_effect"]
             kw = dict(kind="anomaly", system=system, merge=merge, extra={"variable": name}, signed_score=score)
             frames.append(runs_to_events((abs(score) >= threshold) & (abs(effect) >= min_effect), v[f"{name}_z"], **kw))
