@@ -291,6 +291,10 @@ def scheduler_context(
         if isinstance(resolved, str) and resolved in _LOCAL:
             target: Any = resolved
             stack.enter_context(dask.config.set(scheduler=resolved))
+            if resolved != "processes":  # freed task memory back to the OS (workbench._memory)
+                from workbench._memory import trimming
+
+                stack.enter_context(trimming())
             if show:
                 from workbench._progress import progress as _progress
 

@@ -1,0 +1,55 @@
+"""The C heap is trimmed while local dask computations run (glibc only)."""
+
+from __future__ import annotations
+
+import platform
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+
+from workbench._memory import trim, trimming
+from workbench._options import scheduler_context
+
+glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+@glibc
+def test_trim_returns_fragmented_free_memory():
+    # 64 KiB blocks come from the heap (below the mmap threshold); keeping every 16th pins the
+    # heap so that freeing the rest cannot shrink it from the top: only malloc_trim returns them
+    blocks = [np.ones(8192) for _ in range(4096)]  # 256 MiB
+    keep = blocks[::16]
+    del blocks
+    before = _rss_mb()
+    assert trim()
+    assert before - _rss_mb() > 100
+    assert all(float(k[0]) == 1.0 for k in keep)
+
+
+@glibc
+def test_trimming_runs_while_tasks_finish_and_at_the_end():
+    x = da.random.default_rng(0).random((400, 4000), chunks=(20, 4000))
+    with trimming(interval=0.0) as cb:
+        total = float((x * 2).sum().compute(scheduler="threads"))
+    assert cb is not None and cb.calls >= 20  # every finished task (interval 0) plus the end
+    assert total == pytest.approx(float(x.sum().compute()) * 2)
+
+
+@glibc
+def test_scheduler_context_trims_on_local_threads():
+    from workbench import _memory
+
+    seen = []
+    with scheduler_context("threads"):
+        # the active set holds each callback's bound methods: their owners
+        seen.extend({m.__self__ for cbs in dask.callbacks.Callback.active for m in cbs
+                     if m is not None and isinstance(getattr(m, "__self__", None), _memory._Trim)})
+        int(da.ones(10, chunks=5).sum().compute())
+    assert len(seen) == 1

@@ -1,0 +1,72 @@
+"""Hand freed memory back to the operating system while dask computes (glibc only).
+
+glibc keeps the memory that dask's tasks free in its per-thread arenas: measured at 1,000
+sensors × 1 year, the pipeline's process held 820 MB more than before its compute once the
+compute was over, while its products weighed 182 MB. ``malloc_trim(0)`` returns those free
+pages. Trimming on every free (distributed's ``MALLOC_TRIM_THRESHOLD_``) makes every
+temporary a fresh, page-faulted mapping (1.8× the CPU of perception's kernels, docs/scale.md);
+trimming at most once a second while tasks finish costs ~2 ms a call and keeps the resident
+set near what is alive. On other C libraries :func:`trimming` does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from dask.callbacks import Callback
+
+__all__ = ["trim", "trimming"]
+
+_LIBC = None
+if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+    try:
+        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):
+        _LIBC = None
+
+
+def trim() -> bool:
+    """Return the C heap's free pages to the operating system; whether it could (glibc)."""
+    if _LIBC is None:
+        return False
+    _LIBC.malloc_trim(0)
+    return True
+
+
+class _Trim(Callback):
+    def __init__(self, interval: float):
+        super().__init__()
+        self.interval = interval
+        self.last = time.monotonic()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        now = time.monotonic()
+        if now - self.last >= self.interval and self._lock.acquire(blocking=False):
+            try:
+                self.last = now
+                self.calls += trim()
+            finally:
+                self._lock.release()
+
+    def _finish(self, dsk, state, errored):
+        self.calls += trim()
+
+
+@contextmanager
+def trimming(interval: float = 1.0) -> Iterator[_Trim | None]:
+    """Trim the C heap at most every ``interval`` seconds while local dask tasks finish, and
+    when each computation ends (yields the callback, or ``None`` where trimming is unavailable)."""
+    if _LIBC is None:
+        yield None
+        return
+    with _Trim(interval) as cb:
+        yield cb
