@@ -109,6 +109,8 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
               floor=float(th["qc_floor"]), scales=scales, effect_window=effect_window, bad=int(BAD),
               direction=str(th["anomaly_direction"]), model=str(th["anomaly_model"]), pool=str(th["anomaly_pool"]),
               steps_per_hour=max(1, effect_window), gain=DEFAULT_THRESHOLD / float(th["anomaly_threshold"] or DEFAULT_THRESHOLD))
+    if th["anomaly_effect_hours"]:  # a variable's own effect window (registry): events shorter than an hour
+        kw["effect_window"] = steps(float(th["anomaly_effect_hours"]), step_of(ds["time"]))
     have_qc = f"{name}_qc" in ds
     if have_qc:
         arrays = [ds[name], ds[f"{name}_qc"]]
@@ -146,7 +148,7 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
                         absolute=float(th["anomaly_absolute_effect"] or 0.0), bar=DEFAULT_THRESHOLD))
         score, effect = score.transpose("sensor", "time"), effect.transpose("sensor", "time")
     long_name = ds[name].attrs.get("long_name", name)
-    effect.attrs = {"long_name": f"departure of {long_name} from its profile (1 h median, {th['qc_transform']} scale)",
+    effect.attrs = {"long_name": f"departure of {long_name} from its profile ({th['anomaly_effect_hours'] or 1} h median, {th['qc_transform']} scale)",
                     "units": "1" if th["qc_transform"] != "linear" else ds[name].attrs.get("units", "1")}
     z.attrs = {"long_name": f"robust z of {long_name} from its profile", "units": "1"}
     score.attrs = {"long_name": f"anomaly score of {long_name}", "units": "1",

@@ -1,0 +1,45 @@
+"""Transport and communication anomalies: short incidents and outages (session 4)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from workbench.perception import anomaly_scores, detect_anomalies
+
+warnings.filterwarnings("ignore", category=RuntimeWarning)
+
+
+def _speeds(n_z=6, per=3, days=21, seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2026-07-06", periods=96 * days, freq="15min")
+    h = t.hour.to_numpy() + t.minute.to_numpy() / 60
+    base = 40 + 10 * np.cos(2 * np.pi * (h - 3) / 24)
+    n = n_z * per
+    v = base[None, :] * rng.lognormal(0, 0.1, (n, 1)) * (1 + 0.03 * rng.standard_normal((n, len(t))))
+    zones = [f"Z{k % n_z + 1:02d}" for k in range(n)]
+    return xr.Dataset({"traffic_speed": (("sensor", "time"), v, {"units": "km/h", "long_name": "traffic speed"})},
+                      coords={"sensor": [f"T{i}" for i in range(n)], "time": t, "zone": ("sensor", zones)},
+                      attrs={"system": "transport"})
+
+
+def test_a_30_minute_incident_passes_the_floor_with_a_30_minute_effect_window():
+    ds = _speeds()
+    z1 = ds["zone"].values == "Z01"
+    a = 96 * 12 + 44
+    ds["traffic_speed"][z1, a:a + 2] *= 0.8  # two steps 20 % slower in one zone
+    t = ds.time.values
+
+    def hit(hours):
+        th = {"traffic_speed": {"anomaly_effect_hours": hours, "anomaly_min_effect": 0.15}}
+        det = detect_anomalies(ds, thresholds=th)
+        return set(det[(det["start"] <= t[a + 1]) & (det["end"] >= t[a])]["zone"])
+
+    assert hit(0.5) == {"Z01"}
+    assert hit(None) == set()  # the 1-hour (5-step) median of two slow steps is no departure
+    eff = anomaly_scores(ds, thresholds={"traffic_speed": {"anomaly_effect_hours": 0.5}})["traffic_speed_effect"]
+    assert float(eff[z1, a:a + 2].mean()) < -0.15  # glog of 0.8: about -0.22
+    assert "0.5 h median" in eff.attrs["long_name"]
