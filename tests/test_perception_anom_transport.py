@@ -43,3 +43,16 @@ def test_a_30_minute_incident_passes_the_floor_with_a_30_minute_effect_window():
     eff = anomaly_scores(ds, thresholds={"traffic_speed": {"anomaly_effect_hours": 0.5}})["traffic_speed_effect"]
     assert float(eff[z1, a:a + 2].mean()) < -0.15  # glog of 0.8: about -0.22
     assert "0.5 h median" in eff.attrs["long_name"]
+
+
+def test_traffic_speed_keeps_drops_only():
+    ds = _speeds()
+    z1, z2 = ds["zone"].values == "Z01", ds["zone"].values == "Z02"
+    a = 96 * 12 + 40
+    ds["traffic_speed"][z1, a:a + 8] *= 0.6  # an incident's queue: 40 % slower for 2 h
+    ds["traffic_speed"][z2, a:a + 8] *= 1.4  # 40 % faster: an empty road, no event
+    t = ds.time.values
+    det = detect_anomalies(ds)
+    assert set(det[(det["start"] <= t[a + 7]) & (det["end"] >= t[a])]["zone"]) == {"Z01"}
+    both = detect_anomalies(ds, thresholds={"traffic_speed": {"anomaly_direction": "both"}})
+    assert set(both[(both["start"] <= t[a + 7]) & (both["end"] >= t[a])]["zone"]) == {"Z01", "Z02"}
