@@ -13,13 +13,13 @@ from workbench.perception import anomaly_scores, detect_anomalies
 warnings.filterwarnings("ignore", category=RuntimeWarning)
 
 
-def _speeds(n_z=6, per=3, days=21, seed=0):
+def _speeds(n_z=6, per=3, days=21, seed=0, noise=0.03):
     rng = np.random.default_rng(seed)
     t = pd.date_range("2026-07-06", periods=96 * days, freq="15min")
     h = t.hour.to_numpy() + t.minute.to_numpy() / 60
     base = 40 + 10 * np.cos(2 * np.pi * (h - 3) / 24)
     n = n_z * per
-    v = base[None, :] * rng.lognormal(0, 0.1, (n, 1)) * (1 + 0.03 * rng.standard_normal((n, len(t))))
+    v = base[None, :] * rng.lognormal(0, 0.1, (n, 1)) * (1 + noise * rng.standard_normal((n, len(t))))
     zones = [f"Z{k % n_z + 1:02d}" for k in range(n)]
     return xr.Dataset({"traffic_speed": (("sensor", "time"), v, {"units": "km/h", "long_name": "traffic speed"})},
                       coords={"sensor": [f"T{i}" for i in range(n)], "time": t, "zone": ("sensor", zones)},
@@ -56,3 +56,33 @@ def test_traffic_speed_keeps_drops_only():
     assert set(det[(det["start"] <= t[a + 7]) & (det["end"] >= t[a])]["zone"]) == {"Z01"}
     both = detect_anomalies(ds, thresholds={"traffic_speed": {"anomaly_direction": "both"}})
     assert set(both[(both["start"] <= t[a + 7]) & (both["end"] >= t[a])]["zone"]) == {"Z01", "Z02"}
+
+
+def test_each_zone_loading_on_the_city_cancels_uneven_rain():
+    from workbench.perception._cityload import loading
+
+    ds = _speeds(per=6, noise=0.02)
+    zones = ds["zone"].values
+    m = {f"Z{k:02d}": 0.5 + 0.2 * (k - 1) for k in range(1, 7)}  # rain slows zones 0.5x .. 1.5x the city's
+    t = ds.time.values
+    rain = [96 * d + 52 for d in (2, 5, 8, 11, 15, 18)]  # six 3-hour showers over the whole city
+    for a in rain:
+        for zone, k in m.items():
+            ds["traffic_speed"][zones == zone, a:a + 12] *= 1 - 0.05 * k
+    b = 96 * 13 + 40
+    ds["traffic_speed"][zones == "Z03", b:b + 8] *= 0.6  # an incident in one zone
+    th = {"traffic_speed": {"anomaly_min_effect": 0.03}}  # a shower's 2.5-7.5 % passes the floor here
+
+    def seen(mode, lo, hi):
+        det = detect_anomalies(ds, thresholds={"traffic_speed": {**th["traffic_speed"], "anomaly_city": mode}})
+        return set(det[(det["start"] <= t[hi]) & (det["end"] >= t[lo])]["zone"])
+
+    assert "Z06" in seen(True, rain[0], rain[0] + 11)  # against the median zone the heaviest-hit zone departs
+    assert all(seen("loading", a, a + 11) == set() for a in rain)
+    assert seen("loading", b, b + 7) == {"Z03"}
+    chunked = anomaly_scores(ds.chunk({"sensor": 5}), thresholds={"traffic_speed": {"anomaly_city": "loading"}})
+    eager = anomaly_scores(ds, thresholds={"traffic_speed": {"anomaly_city": "loading"}})
+    np.testing.assert_allclose(chunked["traffic_speed_score"].values, eager["traffic_speed_score"].values, rtol=1e-6, atol=1e-6)
+    c = np.array([0.0, 2.0, -2.0, 0.5, np.nan])
+    np.testing.assert_allclose(loading(np.array([[9.0, 2.4, -2.4, 9.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0]]), c), [1.2, 0.0])
+    np.testing.assert_allclose(loading(np.ones((1, 5)), np.zeros(5)), [1.0])  # a city that never departs: the plain difference

@@ -62,6 +62,7 @@ import xarray as xr
 
 from workbench.perception._blocks import city_scan_block, scores_block
 from workbench.perception._contrast import contrast
+from workbench.perception._cityload import loading_scan_block
 from workbench.perception._common import append_history, data_variables, map_systems, median_over, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
@@ -136,7 +137,8 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
     z, score, effect = res[:3]
     if city:  # the zone against the city's median zone, at every scan scale: one reduction over every chunk
         rep = res[-1]
-        (score,) = zone_map(city_scan_block, [rep, z, median_over(rep, "sensor").broadcast_like(rep)], codes,
+        scan = loading_scan_block if th["anomaly_city"] == "loading" else city_scan_block  # each zone's own loading
+        (score,) = zone_map(scan, [rep, z, median_over(rep, "sensor").broadcast_like(rep)], codes,
                             dtypes=[np.float32], kwargs=dict(scales=scales, gain=kw["gain"], direction=kw["direction"]))
     if window:  # a zone against the city's least departing zone: one reduction over every chunk
         slow = res[3]
