@@ -86,3 +86,36 @@ def test_each_zone_loading_on_the_city_cancels_uneven_rain():
     c = np.array([0.0, 2.0, -2.0, 0.5, np.nan])
     np.testing.assert_allclose(loading(np.array([[9.0, 2.4, -2.4, 9.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0]]), c), [1.2, 0.0])
     np.testing.assert_allclose(loading(np.ones((1, 5)), np.zeros(5)), [1.0])  # a city that never departs: the plain difference
+
+
+def _transport(n_z=6, per=3, days=21, seed=1):
+    ds = _speeds(n_z=n_z, per=per, days=days, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    h = ds.time.dt.hour.values + ds.time.dt.minute.values / 60
+    base = 100 + 400 * np.exp(-0.5 * ((h - 8) / 1.5) ** 2) + 300 * np.exp(-0.5 * ((h - 17) / 2) ** 2)
+    n = ds.sizes["sensor"]
+    flow = base[None, :] * rng.lognormal(0, 0.3, (n, 1)) * (1 + 0.04 * rng.standard_normal((n, ds.sizes["time"])))
+    return ds.assign(traffic_flow=(("sensor", "time"), flow, {"units": "1/h", "long_name": "traffic flow"}))
+
+
+def test_a_flow_drop_counts_only_where_speed_drops_too():
+    from workbench.integration._anomalies import gather_anomalies, lazy_anomalies
+
+    ds = _transport()
+    zones = ds["zone"].values
+    a = 96 * 12 + 40
+    for zone, flow, speed in (("Z01", 0.6, 0.6), ("Z02", 0.6, 1.0), ("Z03", 1.6, 1.0)):
+        ds["traffic_flow"][zones == zone, a:a + 8] *= flow
+        ds["traffic_speed"][zones == zone, a:a + 8] *= speed
+    t = ds.time.values
+
+    def flow_zones(det):
+        f = det[(det["variable"] == "traffic_flow") & (det["start"] <= t[a + 7]) & (det["end"] >= t[a])]
+        return set(f["zone"])
+
+    assert flow_zones(detect_anomalies(ds)) == {"Z01", "Z03"}  # an incident's queue; a crowd arriving
+    off = {"traffic_flow": {"anomaly_confirmed_by": None}}
+    assert flow_zones(detect_anomalies(ds, thresholds=off)) == {"Z01", "Z02", "Z03"}  # fewer trips alone: gone above
+    city = xr.DataTree.from_dict({"/transport": ds})
+    lazy = gather_anomalies(lazy_anomalies(city))  # the pipeline's tables: the same rows
+    pd.testing.assert_frame_equal(lazy, detect_anomalies(city), check_dtype=False)

@@ -123,6 +123,7 @@ def gather_anomalies(parts: list[pd.DataFrame], *, merge_hours: float = 1.0) -> 
     detection corroborates them (:func:`workbench.perception.anomalies.corroborate`, with the
     tolerance ``merge_hours`` as in ``detect_anomalies``); the weak parts are checked one at a
     time against the detected table (most of their runs are dropped: no concatenation of them all)."""
+    from workbench.perception._confirm import confirm
     from workbench.perception._runs import empty_events
     from workbench.perception.anomalies import corroborated_rows
 
@@ -145,10 +146,10 @@ def gather_anomalies(parts: list[pd.DataFrame], *, merge_hours: float = 1.0) -> 
                                      tolerance=tol)
             if keep.any():
                 kept.append(f[keep])
-    if not kept:
-        return out
-    kept = ordered(kept)
-    for c in _LABELS:  # the kept weak rows' labels back to strings, as detect_anomalies has them
-        if isinstance(kept[c].dtype, pd.CategoricalDtype):
-            kept[c] = kept[c].astype(out[c].dtype if len(out) else str)
-    return pd.concat([out, kept], ignore_index=True)
+    if kept:
+        kept = ordered(kept)
+        for c in _LABELS:  # the kept weak rows' labels back to strings, as detect_anomalies has them
+            if isinstance(kept[c].dtype, pd.CategoricalDtype):
+                kept[c] = kept[c].astype(out[c].dtype if len(out) else str)
+        out = pd.concat([out, kept], ignore_index=True)
+    return confirm(out, tolerance=tol)  # as detect_anomalies: last, after corroboration

@@ -63,6 +63,7 @@ import xarray as xr
 from workbench.perception._blocks import city_scan_block, scores_block
 from workbench.perception._contrast import contrast
 from workbench.perception._cityload import loading_scan_block
+from workbench.perception._confirm import confirm
 from workbench.perception._common import append_history, data_variables, map_systems, median_over, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
@@ -269,7 +270,7 @@ def detect_anomalies(ds: xr.Dataset | xr.DataTree, *, threshold: float = DEFAULT
     if weak:
         out = corroborate(out, pd.concat(weak, ignore_index=True), thresholds=thresholds,
                           tolerance=pd.Timedelta(hours=merge_hours or 0))
-    return out
+    return confirm(out, thresholds=thresholds, tolerance=pd.Timedelta(hours=merge_hours or 0))  # last: after corroboration
 
 
 def corroborated_bar(th: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD) -> float | None:
