@@ -71,7 +71,7 @@ def test_each_zone_loading_on_the_city_cancels_uneven_rain():
             ds["traffic_speed"][zones == zone, a:a + 12] *= 1 - 0.05 * k
     b = 96 * 13 + 40
     ds["traffic_speed"][zones == "Z03", b:b + 8] *= 0.6  # an incident in one zone
-    th = {"traffic_speed": {"anomaly_min_effect": 0.03}}  # a shower's 2.5-7.5 % passes the floor here
+    th = {"traffic_speed": {"anomaly_min_effect": 0.03, "anomaly_pool_clip": 5}}  # a shower's 2.5-7.5 % passes the floor here
 
     def seen(mode, lo, hi):
         det = detect_anomalies(ds, thresholds={"traffic_speed": {**th["traffic_speed"], "anomaly_city": mode}})
@@ -119,3 +119,17 @@ def test_a_flow_drop_counts_only_where_speed_drops_too():
     city = xr.DataTree.from_dict({"/transport": ds})
     lazy = gather_anomalies(lazy_anomalies(city))  # the pipeline's tables: the same rows
     pd.testing.assert_frame_equal(lazy, detect_anomalies(city), check_dtype=False)
+
+
+def test_pool_clip_is_per_variable():
+    ds = _speeds()
+    z1 = ds["zone"].values == "Z01"
+    a = 96 * 12 + 80
+    ds["traffic_speed"][z1, a:a + 3] *= 0.5  # a short queue halving every detector's speed
+
+    def peak(clip):
+        s = anomaly_scores(ds, thresholds={"traffic_speed": {"anomaly_pool_clip": clip}})["traffic_speed_score"]
+        return float(abs(s[z1, a:a + 3]).max())
+
+    assert peak(8) > 1.4 * peak(5)  # each sensor's z (about -20) counts up to the clip in the zone mean
+    assert peak(None) == peak(5)  # the default: POOL_CLIP

@@ -123,7 +123,7 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
                  floor: float, scales: tuple[int, ...], effect_window: int, flag_params: dict | None = None,
                  bad: int = 0, direction: str = "both", model: str = "robust", pool: str = "sensor",
                  steps_per_hour: int = 4, gain: float = 1.0, contrast_window: int = 0,
-                 city: bool = False) -> tuple[np.ndarray, ...]:
+                 city: bool = False, clip: float = POOL_CLIP) -> tuple[np.ndarray, ...]:
     """Robust z, scan score and effect (float32) of a block, and its flags when none are given.
 
     The profile is each row's median per ``slot`` (:func:`slot_median`: one numba pass for
@@ -160,7 +160,7 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
             # numba kernels (K.zone_mean_clipped, K.zone_median, K.expand): the values of the
             # bottleneck/NumPy zone reductions and np.where(valid, ...[inv], nan) without
             # full-size float64 temporaries
-            zbar = K.zone_mean_clipped(z, inv, len(zones), POOL_CLIP)
+            zbar = K.zone_mean_clipped(z, inv, len(zones), clip)  # |z| of one sensor at most ``clip`` (POOL_CLIP)
             rbar = K.zone_median(r, inv, len(zones))
             fast = K.centered_median(rbar, effect_window, min_count=max(1, effect_window // 2))
             effect = K.expand(fast, inv, z)

@@ -28,7 +28,8 @@ QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_a
                 "anomaly_direction", "anomaly_model", "anomaly_pool", "anomaly_threshold", "anomaly_scan_hours",
                 "anomaly_contrast_hours", "drift_spread", "anomaly_city",
                 "anomaly_profile", "anomaly_corroborated_by", "anomaly_corroborated_threshold",
-                "anomaly_absolute_effect", "anomaly_effect_hours", "anomaly_confirmed_by", "anomaly_confirmed_direction")
+                "anomaly_absolute_effect", "anomaly_effect_hours", "anomaly_confirmed_by", "anomaly_confirmed_direction",
+                "anomaly_pool_clip")
 
 
 @lru_cache(maxsize=1)
@@ -60,6 +61,7 @@ def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dic
     out.setdefault("anomaly_effect_hours", None)
     out.setdefault("anomaly_confirmed_by", None)
     out.setdefault("anomaly_confirmed_direction", None)
+    out.setdefault("anomaly_pool_clip", None)
     for key in QUALITY_KEYS:
         if key in v:
             out[key] = v[key]

@@ -113,6 +113,8 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
               steps_per_hour=max(1, effect_window), gain=DEFAULT_THRESHOLD / float(th["anomaly_threshold"] or DEFAULT_THRESHOLD))
     if th["anomaly_effect_hours"]:  # a variable's own effect window (registry): events shorter than an hour
         kw["effect_window"] = steps(float(th["anomaly_effect_hours"]), step_of(ds["time"]))
+    if th["anomaly_pool_clip"]:  # a variable's own clip of one sensor's |z| before the zone mean (registry)
+        kw["clip"] = float(th["anomaly_pool_clip"])
     have_qc = f"{name}_qc" in ds
     if have_qc:
         arrays = [ds[name], ds[f"{name}_qc"]]
