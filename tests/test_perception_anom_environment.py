@@ -31,3 +31,16 @@ def test_air_temperature_has_no_two_day_scan_window():
     assert len(now) and _outside(now, heat) == 0
     with_48h = detect_anomalies(env, thresholds={"air_temperature": {"anomaly_scan_hours": [0.25, 1, 4, 16, 48]}})
     assert _outside(with_48h, heat) > 0
+
+
+def test_no2_alone_needs_a_high_bar():
+    """Tuning city 102: at the old bar (5.5) NO2 alone flags the hour-to-hour traffic demand it
+    follows in zones with no incident; at the registry's bar every NO2 run lies on an incident."""
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    city = make_city(seed=102)
+    no2 = city["environment"].to_dataset()[["no2"]]
+    events, _ = ground_truth(city)
+    incidents = events[(events["kind"] == "traffic_incident") & (events["system"] == "environment")]
+    now = detect_anomalies(no2)
+    assert len(now) and _outside(now, incidents) == 0
+    assert _outside(detect_anomalies(no2, thresholds={"no2": {"anomaly_threshold": 5.5}}), incidents) > 0
