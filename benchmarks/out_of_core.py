@@ -12,6 +12,7 @@ axis spans the whole record, every state variable has values).
 Usage (generate the city first with ``workbench generate --out STORE --days 1095 ...``)::
 
     python -m benchmarks.out_of_core STORE --out DIR [--memory-gib 4] [--json ROWS.json] [--commit SHA]
+    python -m benchmarks.out_of_core STORE --out DIR --phases   # step by step, no limit: where memory goes
 
 ``--commit`` runs the library of that commit (a ``git archive`` snapshot on ``PYTHONPATH``)
 instead of the checkout's.
@@ -120,6 +121,71 @@ def check_outputs(out: Path, days: int) -> dict[str, Any]:
             "complete": not bad and not empty and steps == days * 24 and int(index.sizes["time"]) == steps}
 
 
+def phases(store: Path) -> list[dict[str, Any]]:
+    """``workbench.run``'s steps one by one in this process (no memory limit): per step the
+    resident set after it (C heap trimmed), its peak (sampled every 50 ms), the seconds, and
+    what the products weigh — where the memory of a run goes."""
+    import gc
+
+    import dask
+
+    from workbench._memory import trim
+    from workbench._options import scheduler_context
+    from workbench.integration import pipeline as pl
+    from workbench.integration._anomalies import gather_anomalies
+    from workbench.integration.incidents import detect_incidents, zone_signals
+    from workbench.integration.index import city_index
+    from workbench.integration.rules import load_rules, respond
+    from workbench.integration.state import city_state
+
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    peak, stop, rows, clock = [rss()], threading.Event(), [], [time.perf_counter()]
+
+    def sample():
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], rss())
+
+    def mark(step: str, **products: Any) -> None:
+        trim()
+        now = rss()
+        rows.append({"step": step, "rss_mb": round(now / 1e6), "peak_mb": round(max(peak[0], now) / 1e6),
+                     "seconds": round(time.perf_counter() - clock[0], 1),
+                     **{k: round(v / 1e6, 1) if isinstance(v, float) else v for k, v in products.items()}})
+        print(rows[-1], file=sys.stderr, flush=True)
+        peak[0], clock[0] = now, time.perf_counter()
+
+    def parts_mb(parts: list) -> float:
+        return float(sum(a.nbytes for p in parts if isinstance(p, list) for r in p
+                         for a in (r.pos, r.first, r.last, r.severity, r.score)))
+
+    threading.Thread(target=sample, daemon=True).start()
+    mark("imports")
+    tree, _ = pl._open(store)
+    with scheduler_context(None, progress=False):
+        state, signals, lazy = city_state(tree, freq="1h"), zone_signals(tree), pl._lazy_anomalies(tree)
+        mark("graphs built", tasks_anomalies=len(lazy))
+        compute = getattr(pl, "compute_by_source", None)
+        state, signals, parts = compute(tree, state, signals, lazy) if compute else dask.compute(state, signals, lazy)
+        runs = [r for p in parts if isinstance(p, list) for r in p]
+        mark("compute", state_mb=float(state.nbytes), signals_mb=float(signals.nbytes), run_parts_mb=parts_mb(parts),
+             runs=sum(len(r) for r in runs), weak_runs=sum(len(r) for r in runs if r.weak))
+        index = city_index(state)
+        mark("index", index_mb=float(index.nbytes))
+        an = gather_anomalies(parts)
+        del parts, runs
+        gc.collect()
+        mark("gather_anomalies", anomalies=len(an), anomalies_mb=float(an.memory_usage(deep=True).sum()))
+        inc = detect_incidents(tree, anomalies=an, signals=signals)
+        mark("detect_incidents", incidents=len(inc))
+        respond(state, inc, rules=load_rules(None), index=index)
+        mark("respond")
+    stop.set()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.out_of_core", description=__doc__.split("\n\n")[0])
     parser.add_argument("store", type=Path)
@@ -128,8 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "out_of_core.json")
     parser.add_argument("--note", default="")
     parser.add_argument("--commit", default=None, help="run the library of this commit (a git archive snapshot)")
+    parser.add_argument("--phases", action="store_true",
+                        help="instead: run the pipeline's steps in this process without a limit and print where memory goes")
     args = parser.parse_args(argv)
     args.store, args.out = args.store.resolve(), args.out.resolve()
+    if args.phases:
+        print(json.dumps(phases(args.store), indent=1))
+        return 0
 
     from workbench.io import read_city
 

@@ -158,3 +158,57 @@ def test_state_holds_the_kpis_beside_the_indicators(result):
     for kid in ("night_flow_ratio", "network_availability", "peak_to_average_load"):
         at_noon = st[kid].sel(time=daily["time"].to_numpy() + pd.Timedelta("12h")).to_numpy()
         assert abs(at_noon - daily[kid].transpose("zone", "time").to_numpy()).max() < 1e-9
+
+
+def test_compute_by_source_equals_one_compute_in_one_pass_per_input():
+    """The pipeline's passes: one per input variable here, the same products as one compute."""
+    import dask
+    from dask.callbacks import Callback
+
+    from workbench.integration._anomalies import gather_anomalies
+    from workbench.integration.incidents import zone_signals
+    from workbench.integration.pipeline import _lazy_anomalies, compute_by_source
+    from workbench.integration.state import city_state
+
+    city = make_city(zones=4, sensors_per_system=12, days=7, seed=3, chunks={"sensor": 5})
+
+    def lazy():
+        return city_state(city), zone_signals(city), _lazy_anomalies(city)
+
+    want = dask.compute(*lazy())
+    objs = lazy()
+
+    class Count(Callback):
+        n = 0
+
+        def _start(self, dsk):
+            Count.n += 1
+
+    with Count():
+        got = compute_by_source(city, *objs)
+    inputs = sum(len(city[s].data_vars) for s in city.children if s != "zones")
+    assert Count.n == inputs  # every variable is read by the state at least
+    xr.testing.assert_identical(got[0].drop_attrs(), want[0].drop_attrs())
+    xr.testing.assert_identical(got[1], want[1])
+    pd.testing.assert_frame_equal(gather_anomalies(got[2]), gather_anomalies(want[2]))
+
+
+def test_anomaly_parts_are_narrow_and_drop_weak_runs_a_strong_run_covers():
+    import numpy as np
+
+    from workbench.integration._anomalies import _block_runs
+
+    n = 40
+    score = np.zeros((2, n), dtype=np.float32)
+    score[0, 10:14] = 4.0  # weak only
+    score[0, 20:26] = 4.0
+    score[0, 22:24] = 9.0  # strong inside a weak run: that weak run is dropped here
+    score[1, 30:33] = -4.5
+    z = score * 2
+    effect = np.ones_like(score)
+    strong, weak = _block_runs(score, z, effect, jobs=((0, 5.0, False), (1, 3.0, True)), min_effect=0.5, merge=0,
+                               system=0, variable="v", rank=np.array([7, 3]))
+    assert (strong.pos.tolist(), strong.first.tolist(), strong.last.tolist()) == ([7], [22], [23])
+    assert (weak.pos.tolist(), weak.first.tolist(), weak.last.tolist()) == ([7, 3], [10, 30], [13, 32])
+    assert weak.pos.dtype == np.int32 and weak.first.dtype == np.int32 and weak.score.dtype == np.float32
+    assert weak.score.tolist() == [4.0, -4.5] and weak.severity.tolist() == [8.0, 9.0]

@@ -61,3 +61,23 @@ def test_zone_signals_with_whole_zones_per_chunk_in_any_order():
     want = zone_residuals(xr.DataTree.from_dict({"energy": d}))
     got = zone_residuals(xr.DataTree.from_dict({"energy": d2})).compute()
     xr.testing.assert_identical(want, got)
+
+
+def test_zone_signals_are_float32_medians_of_the_float64_ones_with_small_counts():
+    from workbench.integration._residuals import _residual_rows, _slot_order
+
+    city = make_city(zones=4, sensors_per_system=12, days=7, seed=3)
+    sig = zone_residuals(city).compute()
+    assert sig["electric_load"].dtype == np.float32 and sig["n_electric_load"].dtype == np.int16
+    # the same zone medians computed in float64 (the kernel's arithmetic), then rounded once
+    d = city["energy"].to_dataset()
+    x = np.ascontiguousarray(d["electric_load"].values, dtype=np.float64)
+    r = _residual_rows(x, *_slot_order(pd.DatetimeIndex(d.indexes["time"])), False)
+    z = d["zone"].to_numpy().astype(str)
+    for zone in np.unique(z):
+        rows = r[z == zone]
+        with np.errstate(all="ignore"):
+            want = np.nanmedian(rows, axis=0)
+        got = sig["electric_load"].sel(zone=zone).to_numpy()
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+        assert (sig["n_electric_load"].sel(zone=zone).to_numpy() == np.isfinite(x[z == zone]).sum(axis=0)).all()

@@ -101,7 +101,9 @@ def detect_incidents(
     if len(time) < 2:
         return _empty()
     step_min = int((time[1] - time[0]) / pd.Timedelta("1min"))
-    arrays = {str(v): sig[v].transpose("zone", "time").to_numpy() for v in sig.data_vars if not str(v).startswith("n_")}
+    # the detectors' trailing sums need float64 (the signals are held as float32): one copy each
+    arrays = {str(v): sig[v].transpose("zone", "time").to_numpy().astype(np.float64)
+              for v in sig.data_vars if not str(v).startswith("n_")}
     masks = det.masks(arrays, _neighbours(city, zones), step_min)
     rows = []
     for kind, (mask, signal) in masks.items():
