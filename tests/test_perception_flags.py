@@ -159,13 +159,15 @@ def test_jump_shared_by_zone_mates_is_not_a_spike():
     assert not (qc[:, 200] & 8).any()
 
 
-def test_sensor_without_zone_mates_is_never_a_spike():
-    # alone in its zone, a sensor's own series cannot tell a spike from weather: no spike flags
+def test_sensor_without_zone_mates_is_tested_against_the_other_zones():
+    # alone in its zone: a one-step jump against the other zones is a spike, a 4-step bump
+    # (a zone event's shape) and a drop (an outage's) are not
     v = _noisy(n_s=5)
     v[4, 100:104] *= 2.0
     v[4, 250] *= 3.0
+    v[4, 300] *= 0.3
     qc = quality_flags(_system(v, zones=["Z01"] * 4 + ["Z02"]))["electric_load_qc"].values
-    assert not (qc[4] & 8).any()
+    assert (qc[4] & 8).nonzero()[0].tolist() == [250]
 
 
 def test_drift_against_zone_mates():

@@ -10,6 +10,7 @@ import bottleneck as bn
 import numpy as np
 
 from workbench.perception import _kernels as K
+from workbench.perception._lone import ramp_runs, short_spikes
 from workbench.perception._qcnb import others_mean, spike_mask, stands_out
 
 __all__ = ["glog", "flags_block"]
@@ -114,15 +115,54 @@ def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray,
     return spike_mask(z_zone, z_own, n_others, n_min, spike_z, spike_own_z)
 
 
+def _lone_flags(y: np.ndarray, bits: np.ndarray, ref: np.ndarray, *, spike_z: float | None, spike_own_z: float | None,
+                window: int, floor: float, transform: str, drift_fraction: float | None, drift_window: int, drift_min: int,
+                drift_spread: float, steps: int, ramp: float, up_only: bool = False, gain: float = 1.0) -> np.ndarray:
+    """Spike and drift bits of a zone without enough mates, against its neighbours' reference
+    ``ref`` (one row, see :mod:`workbench.perception._lone`); ``bits`` holds the other tests."""
+    with np.errstate(all="ignore"):
+        d = y - ref
+    out = np.zeros(y.shape, dtype=np.uint8)
+    with np.errstate(invalid="ignore"):
+        if spike_z and steps > 0:
+            sigma = K.diff_sigma(d)
+            z_nb = _local_z(d, window, floor, transform, sigma)
+            z_own = _local_z(y, window, floor, transform)
+            dr = _relative(d, transform)  # the scale z_nb is on
+            out |= np.where(short_spikes(z_nb, z_own, dr, np.fmax(sigma, floor), spike_z=spike_z * gain, own_z=spike_own_z or 0.0,
+                                         max_steps=steps, side=window // 2, up_only=up_only), np.uint8(K.SPIKE), np.uint8(0))
+        if drift_fraction and ramp > 0:
+            usable = ((bits | out) & (K.SPIKE | K.OUT_OF_RANGE)) == 0
+            dd = np.where(usable, d, np.nan)
+            smooth = _drift_smooth(dd, drift_window)
+            if dd.shape[-1]:
+                smooth -= K.row_median(dd)
+            lim = drift_fraction
+            if drift_spread and smooth.shape[-1] > drift_window:
+                lim = max(drift_fraction, drift_spread * _wander(smooth, drift_window))
+            far = np.abs(smooth) >= lim
+            out |= np.where(ramp_runs(smooth, far, min_len=drift_min, ratio=ramp), np.uint8(K.DRIFT), np.uint8(0))
+    return out
+
+
 def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, transform: str, n_min: int,
                 spike_z: float | None, spike_own_z: float | None, window: int, floor: float, drift_fraction: float | None,
-                drift_window: int, drift_min: int, drift_spread: float, valid_min: float, valid_max: float) -> np.ndarray:
+                drift_window: int, drift_min: int, drift_spread: float, valid_min: float, valid_max: float,
+                ref: np.ndarray | None = None, lone_spike_steps: int = 0, lone_drift_ramp: float = 0.0,
+                lone_spike_up: bool = False, lone_spike_gain: float = 1.0) -> np.ndarray:
     bits = K.run_flags(x, gap_steps=gap, flat_min=fmin, flat_max=fmax, alpha=alpha)
     y = glog(x, transform)
     y[(bits & (K.GAP | K.FLATLINE)) != 0] = np.nan
     if y.shape[-1]:
         with np.errstate(all="ignore"):
             y -= K.row_median(y)
+    if ref is not None:  # too few mates: the neighbouring zones instead (the buddy tests cannot fire)
+        with np.errstate(invalid="ignore"):
+            bits |= np.where((x < valid_min) | (x > valid_max), np.uint8(K.OUT_OF_RANGE), np.uint8(0))
+        return bits | _lone_flags(y, bits, ref, spike_z=spike_z, spike_own_z=spike_own_z, window=window, floor=floor,
+                                  transform=transform, drift_fraction=drift_fraction, drift_window=drift_window,
+                                  drift_min=drift_min, drift_spread=drift_spread, steps=lone_spike_steps,
+                                  ramp=lone_drift_ramp, up_only=lone_spike_up, gain=lone_spike_gain)
     buddy, n_others = others_mean(y)
     has = n_others >= n_min
     d = np.where(has, y - buddy, y)  # the zone's common signal (rhythm, weather, events) cancels
@@ -148,13 +188,18 @@ def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, 
     return bits
 
 
-def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = None, **params) -> np.ndarray:
-    """Flag bits of a zone-complete block (see :func:`workbench.perception.quality_flags`)."""
+def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = None, lone_codes: np.ndarray | None = None,
+                lone_ref: np.ndarray | None = None, **params) -> np.ndarray:
+    """Flag bits of a zone-complete block (see :func:`workbench.perception.quality_flags`);
+    zones in ``lone_codes`` are tested against their row of ``lone_ref`` (:mod:`._lone`)."""
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros(x.shape, dtype=np.uint8)
+    lone = {} if lone_codes is None else {int(c): k for k, c in enumerate(lone_codes)}
     for c in np.unique(codes):
         rows = np.flatnonzero(codes == c)
-        out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), **params)
+        k = lone.get(int(c))
+        ref = None if k is None else lone_ref[k][None, :]
+        out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), ref=ref, **params)
     if dup is not None and dup.any():
         out[:, dup] |= np.uint8(K.DUPLICATE)
     return out

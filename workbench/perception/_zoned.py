@@ -12,12 +12,18 @@ front) are mapped as they are: no gather, no putting back.
 Each kernel gets a ``(sensor, time)`` block, the matching per-sensor zone codes, and returns
 one or more ``(sensor, time)`` arrays (one task per block and variable, whatever the number of
 tests it runs).
+
+Data from *other* zones reaches a block only as a small summary computed first: a dask array
+among the kernel's keyword arguments (or the values of a dict argument, e.g. the flag
+parameters' neighbour reference, :mod:`workbench.perception._lone`) is handed whole to every
+block (one chunk), so blocks stay zone-complete and every block waits for that summary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import dask.array as dsa
 import numpy as np
 import xarray as xr
 
@@ -88,15 +94,19 @@ def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes:
     code_da = xr.DataArray(codes_used, dims="sensor", coords={"sensor": arrays[0]["sensor"]})
     if arrays[0].chunks is not None:
         code_da = code_da.chunk({"sensor": arrays[0].chunks[0]})
+    paths = _shared_paths(kwargs or {})  # dask summaries among the kwargs: whole to every block
+    shared = [xr.DataArray(_get(kwargs, p).rechunk(-1), dims=[f"_shared{i}_{j}" for j in range(_get(kwargs, p).ndim)])
+              for i, p in enumerate(paths)]
 
     def call(*blocks):
-        *data, c = blocks
-        out = func(*data, codes=np.asarray(c).reshape(-1), **(kwargs or {}))
+        data, c, extra = blocks[:len(arrays)], blocks[len(arrays)], blocks[len(arrays) + 1:]
+        kw = _put(kwargs or {}, paths, extra)
+        out = func(*data, codes=np.asarray(c).reshape(-1), **kw)
         return out if n_out > 1 else out
 
     res = xr.apply_ufunc(
-        call, *arrays, code_da,
-        input_core_dims=[["time"]] * len(arrays) + [[]],
+        call, *arrays, code_da, *shared,
+        input_core_dims=[["time"]] * len(arrays) + [[]] + [list(a.dims) for a in shared],
         output_core_dims=[["time"]] * n_out,
         dask="parallelized", output_dtypes=list(dtypes),
     )
@@ -107,3 +117,31 @@ def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes:
         inverse[order] = np.arange(len(order))
         res = [r.isel(sensor=inverse).chunk({"sensor": x0.chunks[0]}) for r in res]
     return res
+
+
+def _shared_paths(kwargs: dict) -> list[tuple[str, ...]]:
+    """Keys (one or two deep) of the dask arrays among ``kwargs``."""
+    out: list[tuple[str, ...]] = []
+    for k, v in kwargs.items():
+        if isinstance(v, dsa.Array):
+            out.append((k,))
+        elif isinstance(v, dict):
+            out.extend((k, k2) for k2, v2 in v.items() if isinstance(v2, dsa.Array))
+    return out
+
+
+def _get(kwargs: dict, path: tuple[str, ...]):
+    return kwargs[path[0]] if len(path) == 1 else kwargs[path[0]][path[1]]
+
+
+def _put(kwargs: dict, paths: list[tuple[str, ...]], values: Sequence[np.ndarray]) -> dict:
+    """``kwargs`` with the computed blocks in place of the dask arrays at ``paths`` (copies, not in place)."""
+    if not paths:
+        return kwargs
+    kw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in kwargs.items()}
+    for p, v in zip(paths, values):
+        if len(p) == 1:
+            kw[p[0]] = np.asarray(v)
+        else:
+            kw[p[0]][p[1]] = np.asarray(v)
+    return kw

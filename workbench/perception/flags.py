@@ -42,6 +42,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench.perception import _kernels as K
+from workbench.perception._lone import lone_reference, lone_zones
 from workbench.perception._qc import flags_block
 from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
@@ -71,8 +72,37 @@ def flag_names(qc: int) -> list[str]:
     return [m for bit, m in zip(FLAG_MASKS, FLAG_MEANINGS.split()) if int(qc) & int(bit)]
 
 
-def flag_params(ds: xr.Dataset, name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The keyword arguments of :func:`_qc.flags_block` for one variable (thresholds in steps)."""
+def zone_neighbours(city: xr.DataTree | xr.Dataset) -> dict[str, list[str]] | None:
+    """Each zone's neighbouring zones from a city's ``zones`` node (``None`` without one)."""
+    if not isinstance(city, xr.DataTree) or "zones" not in city.children or "neighbours" not in city["zones"].data_vars:
+        return None
+    zn = city["zones"].to_dataset()  # boundary: a handful of strings per zone
+    return {str(z): str(n).split() for z, n in zip(zn["zone"].to_numpy(), zn["neighbours"].to_numpy())}
+
+
+def _lone_params(ds: xr.Dataset, name: str, th: Mapping[str, Any], neighbours: Mapping[str, list[str]] | None) -> dict[str, Any]:
+    """``lone_codes``/``lone_ref`` of the zones with fewer than ``min_buddies`` sensors (empty when none)."""
+    if "zone" not in ds.coords or not (th.get("lone_spike_steps") or th.get("lone_drift_ramp")):
+        return {}
+    codes = zone_codes(ds)
+    lone = lone_zones(codes, int(th["min_buddies"]))
+    if not len(lone) or len(np.unique(codes)) < 2:
+        return {}
+    zones = np.unique(np.asarray(ds["zone"].to_numpy()).astype(str))  # boundary: zone labels (zone_codes' order)
+    nb = neighbours if th.get("lone_reference", "neighbours") == "neighbours" else None
+    ref = lone_reference(ds[name], codes, zones, lone, th["qc_transform"], nb)
+    return dict(lone_codes=lone, lone_ref=ref, lone_spike_steps=int(th.get("lone_spike_steps") or 0),
+                lone_drift_ramp=float(th.get("lone_drift_ramp") or 0.0), lone_spike_up=th.get("lone_spike_direction") == "up",
+                lone_spike_gain=float(th.get("lone_spike_gain") or 1.0))
+
+
+def flag_params(ds: xr.Dataset, name: str, overrides: Mapping[str, Any] | None = None,
+                neighbours: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
+    """The keyword arguments of :func:`_qc.flags_block` for one variable (thresholds in steps).
+
+    Zones with fewer than ``min_buddies`` sensors bring their neighbour reference (one pass over
+    the variable, :func:`workbench.perception._lone.lone_reference`); ``neighbours`` maps a zone
+    to its neighbouring zones (default: every other zone)."""
     th = thresholds_for(name, overrides)
     step = step_of(ds["time"])
     fmax = steps(th.get("flatline_hours"), step)
@@ -88,6 +118,7 @@ def flag_params(ds: xr.Dataset, name: str, overrides: Mapping[str, Any] | None =
         drift_spread=float(th.get("drift_spread") or 0.0),
         valid_min=float(th["valid_min"]), valid_max=float(th["valid_max"]), dup=dup if dup.any() else None,
     )
+    params.update(_lone_params(ds, name, th, neighbours))
     return params
 
 
@@ -99,9 +130,10 @@ def completeness(qc: xr.DataArray, long_name: str) -> xr.DataArray:
     return comp
 
 
-def _flags_one(ds: xr.Dataset, name: str, codes: np.ndarray, overrides: Mapping[str, Any] | None) -> xr.DataArray:
+def _flags_one(ds: xr.Dataset, name: str, codes: np.ndarray, overrides: Mapping[str, Any] | None,
+               neighbours: Mapping[str, list[str]] | None = None) -> xr.DataArray:
     """Every test of one variable in one block kernel (:func:`_qc.flags_block`) per zone-complete chunk."""
-    (bits,) = zone_map(flags_block, [ds[name]], codes, dtypes=[np.uint8], kwargs=flag_params(ds, name, overrides))
+    (bits,) = zone_map(flags_block, [ds[name]], codes, dtypes=[np.uint8], kwargs=flag_params(ds, name, overrides, neighbours))
     bits.attrs = qc_attrs(name, ds[name].attrs.get("long_name"))
     return bits
 
@@ -138,6 +170,8 @@ def quality_flags(ds: xr.Dataset | xr.DataTree, *, thresholds: Mapping[str, Any]
     ['missing', 'gap', 'flatline']
     """
 
+    neighbours = zone_neighbours(ds)
+
     def one(d: xr.Dataset) -> xr.Dataset:
         if "zone" not in d.coords:
             raise ValueError("quality_flags needs a 'zone' coordinate along sensor (the buddy checks compare zone-mates).")
@@ -145,7 +179,7 @@ def quality_flags(ds: xr.Dataset | xr.DataTree, *, thresholds: Mapping[str, Any]
         codes = zone_codes(d)
         new = {}
         for name in names:
-            qc = _flags_one(d, name, codes, thresholds)
+            qc = _flags_one(d, name, codes, thresholds, neighbours)
             if f"{name}_qc" in d:  # keep the marks of earlier steps (align's filled bit)
                 qc = (qc | (d[f"{name}_qc"].astype(np.uint8) & np.uint8(K.FILLED))).astype(np.uint8)
                 qc.attrs = qc_attrs(name, d[name].attrs.get("long_name"))

@@ -1,0 +1,202 @@
+"""Spike and drift tests for sensors with too few zone-mates: against the neighbouring zones.
+
+Where a zone holds fewer than ``min_buddies`` sensors of a system, the buddy tests of
+:mod:`workbench.perception._qc` have nothing to compare with. Weather, fronts and the city's
+rhythm move every zone; a spike or a drift moves one sensor. So such a sensor is compared
+with a *reference*: per step, the median over its neighbouring zones (the city's ``zones``
+node, ``neighbours``; at least two reporting, else every other zone) of each zone's mean
+``qc_transform`` reading (each sensor centred on its own median first).
+
+The reference is a small summary computed first from per-chunk ``zones × time`` sums
+(:func:`lone_reference`, lazy for dask input), and only when a zone lacks mates; its rows (one
+per such zone) travel whole to every block with the flag kernel's parameters
+(:func:`workbench.perception._zoned.zone_map`), so the blocks stay zone-complete. A lone sensor's own zone event (outage, heatwave, leak, incident) also departs
+from its neighbours, so the tests lean on shape (:func:`short_spikes`, :func:`ramp_runs`):
+a spike is at most ``lone_spike_steps`` steps long, a drift is a ramp that grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import dask
+import dask.array
+import numba
+import numpy as np
+import xarray as xr
+
+from workbench.perception import _kernels as K
+
+__all__ = ["lone_zones", "lone_reference", "short_spikes", "ramp_runs"]
+
+
+def lone_zones(codes: np.ndarray, min_buddies: int) -> np.ndarray:
+    """Zone codes holding fewer than ``min_buddies`` sensors (sorted)."""
+    c = codes[codes >= 0]
+    zs, n = np.unique(c, return_counts=True)
+    return zs[n < int(min_buddies)]
+
+
+def _centred(x: np.ndarray, transform: str) -> np.ndarray:
+    from workbench.perception._qc import glog  # the flag kernel's scale
+
+    y = glog(np.asarray(x, dtype=np.float64), transform)
+    if y.shape[-1]:
+        with np.errstate(all="ignore"):
+            y -= K.row_median(y)
+    return y
+
+
+def _zone_sums(x: np.ndarray, codes: np.ndarray, n_zones: int, transform: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per zone and step: the sum and count of the centred transformed readings of ``x``."""
+    y = _centred(x, transform)
+    ok = np.isfinite(y)
+    s = np.zeros((n_zones, y.shape[1]))
+    n = np.zeros((n_zones, y.shape[1]))
+    np.add.at(s, codes, np.where(ok, y, 0.0))
+    np.add.at(n, codes, ok)
+    return s, n
+
+
+def _reference(parts: Sequence[tuple[np.ndarray, np.ndarray]], zones: Sequence[str], lone: np.ndarray,
+               neighbours: Mapping[str, Sequence[str]] | None) -> np.ndarray:
+    """The reference rows of the ``lone`` zones from the per-chunk zone sums and counts."""
+    s = sum(p[0] for p in parts)
+    cnt = sum(p[1] for p in parts)
+    n_z = len(zones)
+    with np.errstate(all="ignore"):
+        means = s / np.where(cnt > 0, cnt, np.nan)
+    pos = {str(z): i for i, z in enumerate(zones)}
+    out = np.full((len(lone), means.shape[1]), np.nan)
+    for k, z in enumerate(lone):  # a handful of lone zones
+        others = means[np.arange(n_z) != z]
+        nb = [pos[n] for n in (neighbours or {}).get(str(zones[z]), ()) if n in pos and pos[n] != z]
+        rows = means[nb] if nb else others
+        with np.errstate(all="ignore"):
+            ref = np.nanmedian(rows, axis=0) if len(rows) else np.full(means.shape[1], np.nan)
+            if nb:  # fewer than two neighbours reporting: every other zone
+                few = np.isfinite(rows).sum(0) < 2
+                if few.any():
+                    ref[few] = np.nanmedian(others[:, few], axis=0)
+        out[k] = ref
+    return out
+
+
+def lone_reference(x: xr.DataArray, codes: np.ndarray, zones: Sequence[str], lone: np.ndarray, transform: str,
+                   neighbours: Mapping[str, Sequence[str]] | None = None) -> np.ndarray | dask.array.Array:
+    """The reference of each zone in ``lone`` (rows, ``(len(lone), time)``; lazy if ``x`` is).
+
+    ``codes`` index ``zones`` (the sorted zone labels); ``neighbours`` maps a zone label to its
+    neighbours' labels (``None``: every other zone).
+    """
+    x = x.transpose("sensor", "time")
+    n_z = len(zones)
+    keep = codes >= 0
+    data = x.data
+    if not isinstance(data, dask.array.Array):
+        return _reference([_zone_sums(np.asarray(data)[keep], codes[keep], n_z, transform)], zones, lone, neighbours)
+    data = data.rechunk({1: -1})
+    lo, parts = 0, []
+    for blk, n in zip(data.to_delayed().ravel(), data.chunks[0]):  # one zones × time sum per chunk
+        k = keep[lo:lo + n]
+        parts.append(dask.delayed(_zone_sums, pure=True)(blk if k.all() else blk[k], codes[lo:lo + n][k], n_z, transform))
+        lo += n
+    ref = dask.delayed(_reference, pure=True)(parts, list(map(str, zones)), lone, dict(neighbours or {}) or None)
+    return dask.array.from_delayed(ref, shape=(len(lone), x.sizes["time"]), dtype=np.float64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _side_mean(d, i, a, b):  # pragma: no cover - compiled
+    s = 0.0
+    c = 0
+    for k in range(max(a, 0), min(b, d.shape[1])):
+        if not np.isnan(d[i, k]):
+            s += d[i, k]
+            c += 1
+    return s / c if c > 0 else np.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def _short_spikes(z_nb, z_own, d, sigma, spike_z, own_z, low, max_steps, side, up_only):  # pragma: no cover - compiled
+    n, n_t = z_nb.shape
+    out = np.zeros((n, n_t), dtype=np.bool_)
+    for i in range(n):
+        t = 0
+        while t < n_t:
+            a = z_nb[i, t]
+            if np.isnan(a) or abs(a) < low:
+                t += 1
+                continue
+            sg = 1.0 if a > 0 else -1.0
+            e = t
+            while e < n_t and not np.isnan(z_nb[i, e]) and z_nb[i, e] * sg >= low:
+                e += 1
+            if e - t <= max_steps and (sg > 0 or not up_only):
+                # the level before and after the excursion agree (not the edge of a level shift)
+                pre = _side_mean(d, i, t - 1 - side, t - 1)
+                post = _side_mean(d, i, e + 1, e + 1 + side)
+                if not (np.isnan(pre) or np.isnan(post)) and abs(pre - post) < low * sigma[i]:
+                    for k in range(t, e):
+                        b = z_own[i, k]
+                        if z_nb[i, k] * sg >= spike_z and not np.isnan(b) and b * sg >= own_z:
+                            out[i, k] = True
+            t = e
+    return out
+
+
+def short_spikes(z_nb: np.ndarray, z_own: np.ndarray, d: np.ndarray, sigma: np.ndarray, *, spike_z: float, own_z: float,
+                 max_steps: int, side: int, up_only: bool = False) -> np.ndarray:
+    """Readings with ``|z_nb| ≥ spike_z`` and ``z_own`` of the same sign at least ``own_z``, inside
+    an excursion (a run of ``|z_nb| ≥ spike_z / 2`` of one sign) no longer than ``max_steps``,
+    where the mean of ``d`` over ``side`` steps before and after it (one step apart) differs by
+    less than ``spike_z / 2`` × the row's ``sigma`` (the edge of a level shift is no spike);
+    rises only with ``up_only``."""
+    return _short_spikes(np.ascontiguousarray(z_nb, dtype=np.float64), np.ascontiguousarray(z_own, dtype=np.float64),
+                         np.ascontiguousarray(d, dtype=np.float64), np.ascontiguousarray(np.ravel(sigma), dtype=np.float64),
+                         float(spike_z), float(own_z), 0.5 * float(spike_z), int(max_steps), int(max(1, side)), bool(up_only))
+
+
+@numba.njit(cache=True, nogil=True)
+def _ramp_runs(v, far, min_len, ratio):  # pragma: no cover - compiled
+    n, n_t = v.shape
+    out = np.zeros((n, n_t), dtype=np.bool_)
+    for i in range(n):
+        t = 0
+        while t < n_t:
+            if not far[i, t]:
+                t += 1
+                continue
+            e = t
+            while e < n_t and far[i, e]:
+                e += 1
+            if e - t >= min_len:
+                h = (e - t) // 2
+                s1 = 0.0
+                c1 = 0
+                s2 = 0.0
+                c2 = 0
+                sg = 0.0
+                for k in range(t, e):
+                    x = v[i, k]
+                    if np.isnan(x):
+                        continue
+                    sg += x
+                    if k < t + h:
+                        s1 += abs(x)
+                        c1 += 1
+                    else:
+                        s2 += abs(x)
+                        c2 += 1
+                if c1 > 0 and c2 > 0 and s2 / c2 >= ratio * (s1 / c1):
+                    for k in range(t, e):
+                        out[i, k] = True
+            t = e
+    return out
+
+
+def ramp_runs(v: np.ndarray, far: np.ndarray, *, min_len: int, ratio: float) -> np.ndarray:
+    """Runs of ``far`` at least ``min_len`` long whose mean ``|v|`` over their second half is at
+    least ``ratio`` times that over their first half (a drift grows; a zone event's plateau
+    does not)."""
+    return _ramp_runs(np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(far, dtype=np.bool_),
+                      int(max(1, min_len)), float(ratio))
