@@ -133,3 +133,50 @@ def test_pool_clip_is_per_variable():
 
     assert peak(8) > 1.4 * peak(5)  # each sensor's z (about -20) counts up to the clip in the zone mean
     assert peak(None) == peak(5)  # the default: POOL_CLIP
+
+
+def _cells(n_z=6, per=3, days=21, seed=2):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2026-07-06", periods=96 * days, freq="15min")
+    h = t.hour.to_numpy() + t.minute.to_numpy() / 60
+    base = 0.3 + np.exp(-0.5 * ((h - 13) / 3) ** 2) + 0.4 * np.exp(-0.5 * ((h - 21) / 2) ** 2)
+    n = n_z * per
+    v = 15 * base[None, :] * rng.lognormal(0, 0.3, (n, 1)) * (1 + 0.03 * rng.standard_normal((n, len(t))))
+    zones = [f"Z{k % n_z + 1:02d}" for k in range(n)]
+    ds = xr.Dataset({"data_traffic": (("sensor", "time"), v, {"units": "GB/h", "long_name": "mobile data traffic"})},
+                    coords={"sensor": [f"C{i}" for i in range(n)], "time": t, "zone": ("sensor", zones)},
+                    attrs={"system": "communication"})
+    ids = [f"Z{k + 1:02d}" for k in range(n_z)]  # zones in a row: each touches the one before and after
+    nb = [" ".join(ids[j] for j in (k - 1, k + 1) if 0 <= j < n_z) for k in range(n_z)]
+    return xr.DataTree.from_dict({"/communication": ds, "/zones": xr.Dataset({"neighbours": ("zone", nb)}, coords={"zone": ids})})
+
+
+def test_a_rise_next_to_an_outage_is_kept_and_one_elsewhere_is_not():
+    from workbench.perception._nearby import zone_neighbours
+
+    city = _cells()
+    ds = city["communication"].to_dataset()
+    zones = ds["zone"].values
+    a = 96 * 12 + 52
+    ds["data_traffic"][zones == "Z01", a:a + 8] *= 0.02  # an outage: the cells fail for 2 h
+    for zone in ("Z02", "Z04"):  # +15 %: Z02 takes Z01's phones; Z04 is two zones away
+        ds["data_traffic"][zones == zone, a:a + 8] *= 1.15
+    city = xr.DataTree.from_dict({"/communication": ds, "/zones": city["zones"].to_dataset()})
+    t = ds.time.values
+
+    def seen(det):
+        return set(det[(det["start"] <= t[a + 7]) & (det["end"] >= t[a])]["zone"])
+
+    assert zone_neighbours(city)["Z02"] == ["Z01", "Z03"]
+    assert seen(detect_anomalies(city)) == {"Z01", "Z02"}  # the rise is under the own floor (0.3): kept as corroborated
+    off = {"data_traffic": {"anomaly_corroborated_nearby": None}}
+    assert seen(detect_anomalies(city, thresholds=off)) == {"Z01"}
+    assert seen(detect_anomalies(ds)) == {"Z01"}  # one system alone: no zone table, no adjacency
+    import dask
+
+    from workbench.integration._anomalies import gather_anomalies, lazy_anomalies
+
+    chunked = xr.DataTree.from_dict({"/communication": ds.chunk({"sensor": 5}), "/zones": city["zones"].to_dataset()})
+    got = gather_anomalies(dask.compute(lazy_anomalies(chunked))[0])
+    pd.testing.assert_frame_equal(got, detect_anomalies(city))  # the pipeline's tables: the same rows
+    assert seen(got) == {"Z01", "Z02"}

@@ -45,6 +45,16 @@ class _System:
         self.name, self.sensors, self.zones, self.time = name, sensors, zones, time
 
 
+class _Adjacent:
+    """The city's zone adjacency (``/zones`` ``neighbours``: zone -> adjacent zones), carried in
+    the parts so :func:`gather_anomalies` corroborates from adjacent zones as ``detect_anomalies`` does."""
+
+    __slots__ = ("neighbours",)
+
+    def __init__(self, neighbours: dict[str, list[str]]):
+        self.neighbours = neighbours
+
+
 class _Runs:
     """One block's runs of one variable at one bar (``weak``: the corroborated lower bar).
 
@@ -79,15 +89,20 @@ def _bar_runs(hit: np.ndarray, z: np.ndarray, sc: np.ndarray, merge: int) -> tup
 
 
 def _block_runs(score: np.ndarray, z: np.ndarray, effect: np.ndarray, *, jobs: tuple, min_effect: float, merge: int,
-                system: int, variable: str, rank: np.ndarray) -> list[_Runs]:
+                system: int, variable: str, rank: np.ndarray, weak_th: tuple = ()) -> list[_Runs]:
     """The runs of one block at each bar of ``jobs`` (``(part, bar, weak)``, the own bar first);
     weak runs a run at the own bar overlaps are dropped here."""
+    from workbench.perception._nearby import weak_mask
+
     score, z = np.ascontiguousarray(score), np.ascontiguousarray(z)
     material = np.abs(effect) >= min_effect
     out, own = [], None
     n_t = score.shape[1]
     for part, bar, weak in jobs:
-        hit = np.ascontiguousarray((np.abs(score) >= bar) & material)
+        if weak and weak_th:  # the lower bar's own floor and sign (perception._nearby.weak_mask)
+            hit = np.ascontiguousarray(weak_mask(score, effect, dict(weak_th), bar))
+        else:
+            hit = np.ascontiguousarray((np.abs(score) >= bar) & material)
         rows, firsts, lasts, sev, sc = _bar_runs(hit, z, score, merge)
         del hit
         if weak and own is not None and len(own[0]) and len(rows):
@@ -115,8 +130,13 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
     from workbench.perception.anomalies import corroborated_bar
     from workbench.perception._common import data_variables, step_of, steps, thresholds_for
 
+    from workbench.perception._nearby import zone_neighbours
+
     thr = DEFAULT_THRESHOLD if threshold is None else threshold
     parts: list[Any] = []
+    adjacent = zone_neighbours(city)
+    if adjacent:
+        parts.append(_Adjacent(adjacent))
     times: list[pd.DatetimeIndex] = []
     n_jobs = 0
     for system in city.children:
@@ -150,8 +170,11 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
             if bar is not None:
                 jobs.append((n_jobs + 1, bar, True))
             n_jobs += len(jobs)
-            kw = dict(jobs=tuple(jobs), min_effect=thresholds_for(name)["anomaly_min_effect"], merge=merge,
-                      system=key, variable=name)
+            th = thresholds_for(name)
+            weak_th = tuple((k, th[k]) for k in ("anomaly_min_effect", "anomaly_corroborated_min_effect",
+                                                  "anomaly_corroborated_direction")) if bar is not None else ()
+            kw = dict(jobs=tuple(jobs), min_effect=th["anomaly_min_effect"], merge=merge, system=key, variable=name,
+                      weak_th=weak_th)
             arrays = [d[f"{name}_{s}"].transpose("sensor", "time").data for s in ("score", "z", "effect")]
             if not isinstance(arrays[0], dsa.Array):
                 parts.append(_block_runs(*(np.asarray(a) for a in arrays), rank=rank, **kw))
@@ -226,6 +249,7 @@ def gather_anomalies(parts: list[Any], *, merge_hours: float = 1.0) -> pd.DataFr
     from workbench.perception.anomalies import corroborated_rows
 
     systems = {i: p for i, p in enumerate(parts) if isinstance(p, _System)}
+    neighbours = next((p.neighbours for p in parts if isinstance(p, _Adjacent)), None)
     runs = [r for p in parts if isinstance(p, list) for r in p]
     strong = [r for r in runs if not r.weak and len(r)]
     out = _table(strong, systems) if strong else empty_events(("variable", "score"))
@@ -235,7 +259,7 @@ def gather_anomalies(parts: list[Any], *, merge_hours: float = 1.0) -> pd.DataFr
         weak = [r for r in runs if r.weak and r.part == job and len(r)]
         if not weak:
             continue
-        keep = corroborated_rows(out, _weak_frame(weak, systems), tolerance=tol)
+        keep = corroborated_rows(out, _weak_frame(weak, systems), tolerance=tol, neighbours=neighbours)
         lo = 0
         for r in weak:
             k = keep[lo:lo + len(r)]

@@ -29,7 +29,8 @@ QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_a
                 "anomaly_contrast_hours", "drift_spread", "anomaly_city",
                 "anomaly_profile", "anomaly_corroborated_by", "anomaly_corroborated_threshold",
                 "anomaly_absolute_effect", "anomaly_effect_hours", "anomaly_confirmed_by", "anomaly_confirmed_direction",
-                "anomaly_pool_clip")
+                "anomaly_pool_clip", "anomaly_corroborated_nearby", "anomaly_corroborated_direction",
+                "anomaly_corroborated_min_effect")
 
 
 @lru_cache(maxsize=1)
@@ -62,6 +63,9 @@ def thresholds_for(name: str, overrides: Mapping[str, Any] | None = None) -> dic
     out.setdefault("anomaly_confirmed_by", None)
     out.setdefault("anomaly_confirmed_direction", None)
     out.setdefault("anomaly_pool_clip", None)
+    out.setdefault("anomaly_corroborated_nearby", None)
+    out.setdefault("anomaly_corroborated_direction", None)
+    out.setdefault("anomaly_corroborated_min_effect", None)
     for key in QUALITY_KEYS:
         if key in v:
             out[key] = v[key]

@@ -64,6 +64,7 @@ from workbench.perception._blocks import city_scan_block, scores_block
 from workbench.perception._contrast import contrast
 from workbench.perception._cityload import loading_scan_block
 from workbench.perception._confirm import confirm
+from workbench.perception._nearby import nearby_hits, weak_mask, zone_neighbours
 from workbench.perception._common import append_history, data_variables, map_systems, median_over, step_of, steps, thresholds_for
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
@@ -265,13 +266,13 @@ def detect_anomalies(ds: xr.Dataset | xr.DataTree, *, threshold: float = DEFAULT
             kw = dict(kind="anomaly", system=system, merge=merge, extra={"variable": name}, signed_score=score)
             frames.append(runs_to_events((abs(score) >= threshold) & (abs(effect) >= min_effect), v[f"{name}_z"], **kw))
             if bar is not None:
-                weak.append(runs_to_events((abs(score) >= bar) & (abs(effect) >= min_effect), v[f"{name}_z"], **kw))
+                weak.append(runs_to_events(weak_mask(score, effect, th, bar), v[f"{name}_z"], **kw))
     frames = [f for f in frames if len(f)]
     out = pd.concat(frames, ignore_index=True) if frames else empty_events(("variable", "score"))
     weak = [f for f in weak if len(f)]
     if weak:
         out = corroborate(out, pd.concat(weak, ignore_index=True), thresholds=thresholds,
-                          tolerance=pd.Timedelta(hours=merge_hours or 0))
+                          tolerance=pd.Timedelta(hours=merge_hours or 0), neighbours=zone_neighbours(ds))
     return confirm(out, thresholds=thresholds, tolerance=pd.Timedelta(hours=merge_hours or 0))  # last: after corroboration
 
 
@@ -282,14 +283,14 @@ def corroborated_bar(th: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD
     ``anomaly_threshold``; the score carries the gain ``DEFAULT_THRESHOLD / anomaly_threshold``
     and the detector's ``threshold`` scales both bars alike.
     """
-    if not th.get("anomaly_corroborated_by") or th.get("anomaly_corroborated_threshold") is None:
+    if not (th.get("anomaly_corroborated_by") or th.get("anomaly_corroborated_nearby")) or th.get("anomaly_corroborated_threshold") is None:
         return None
     own = float(th.get("anomaly_threshold") or DEFAULT_THRESHOLD)
     return float(threshold) * float(th["anomaly_corroborated_threshold"]) / own
 
 
 def corroborate(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mapping[str, Any] | None = None,
-                tolerance: str | pd.Timedelta = "1h") -> pd.DataFrame:
+                tolerance: str | pd.Timedelta = "1h", neighbours: Mapping[str, list[str]] | None = None) -> pd.DataFrame:
     """``detected`` plus the runs of ``weak`` that another system's detection corroborates.
 
     ``weak`` holds runs of a variable at its lower ``anomaly_corroborated_threshold`` bar. One
@@ -311,16 +312,18 @@ def corroborate(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mappi
     >>> len(corroborate(det, weak)), len(corroborate(det.assign(score=9.0), weak))
     (2, 1)
     """
-    keep = corroborated_rows(detected, weak, thresholds=thresholds, tolerance=tolerance)
+    keep = corroborated_rows(detected, weak, thresholds=thresholds, tolerance=tolerance, neighbours=neighbours)
     if not keep.any():
         return detected
     return pd.concat([detected, weak[keep]], ignore_index=True)
 
 
 def corroborated_rows(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds: Mapping[str, Any] | None = None,
-                      tolerance: str | pd.Timedelta = "1h") -> np.ndarray:
+                      tolerance: str | pd.Timedelta = "1h", neighbours: Mapping[str, list[str]] | None = None) -> np.ndarray:
     """Which rows of ``weak`` :func:`corroborate` keeps (boolean, one per row). Each row's
-    answer depends only on that row and ``detected``, so ``weak`` may be checked in pieces."""
+    answer depends only on that row and ``detected``, so ``weak`` may be checked in pieces.
+    With ``neighbours`` (zone -> adjacent zones), ``anomaly_corroborated_nearby`` sources in an
+    adjacent zone count too (:mod:`~workbench.perception._nearby`)."""
     tol = np.int64(pd.Timedelta(tolerance).value)
     keep = np.zeros(len(weak), dtype=bool)
     sign = np.sign(detected["score"].to_numpy(dtype=float)) if "score" in detected else np.zeros(len(detected))
@@ -333,6 +336,9 @@ def corroborated_rows(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds:
         w = weak.iloc[iw]
         hit = _overlaps(w["zone"], w["start"], w["end"], detected.loc[ok, "zone"], detected.loc[ok, "start"],
                         detected.loc[ok, "end"], tol)  # a source detection of the zone within the tolerance
+        near = thresholds_for(str(name), thresholds).get("anomaly_corroborated_nearby")
+        if near and neighbours:  # or of an adjacent zone (network outages: handover to the neighbours' cells)
+            hit |= nearby_hits(w, detected, near, neighbours, tol)
         own = (detected["variable"] == name).to_numpy()
         covered = _overlaps(w["sensor"], w["start"], w["end"], detected.loc[own, "sensor"], detected.loc[own, "start"],
                             detected.loc[own, "end"], np.int64(0))  # a detected run of the same sensor already
