@@ -61,3 +61,22 @@ def test_no2_effect_of_one_step_finds_short_incidents():
         return score(det[det["variable"] == "no2"], incidents, match="zone")["recalled"]
 
     assert recalled() > recalled({"no2": {"anomaly_effect_hours": 1.0}})
+
+
+def test_a_cold_spell_over_every_zone_is_weather():
+    """Every zone 7 degC colder for three days: the absolute test would call it an anomaly in
+    every zone; air temperature keeps rises only (no city event cools the air)."""
+    import numpy as np
+    import xarray as xr
+
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    quiet = make_city(zones=4, sensors_per_system=4, days=28, seed=4, events=False)
+    env = quiet["environment"].to_dataset()[["air_temperature"]]
+    t = pd.DatetimeIndex(env["time"].to_numpy())
+    t0 = t[0] + pd.Timedelta(days=12)
+    h = np.asarray((t - t0) / H)
+    ramp = np.clip(np.minimum(h, 72.0 - h) / 12.0, 0.0, 1.0)
+    cold = env.assign(air_temperature=env["air_temperature"] - 7.0 * xr.DataArray(ramp, dims="time", coords={"time": env["time"]}))
+    assert len(detect_anomalies(cold)) == 0
+    both = detect_anomalies(cold, thresholds={"air_temperature": {"anomaly_direction": "both"}})
+    assert (both["score"] < 0).any()
