@@ -161,7 +161,8 @@ def test_state_holds_the_kpis_beside_the_indicators(result):
 
 
 def test_compute_by_source_equals_one_compute_in_one_pass_per_input():
-    """The pipeline's passes: one per input variable here, the same products as one compute."""
+    """The pipeline's passes: one per input variable at the smallest budget, the same products
+    as one compute; one pass within the default budget."""
     import dask
     from dask.callbacks import Callback
 
@@ -185,9 +186,15 @@ def test_compute_by_source_equals_one_compute_in_one_pass_per_input():
             Count.n += 1
 
     with Count():
-        got = compute_by_source(city, *objs)
+        got = compute_by_source(city, *objs, pass_bytes=1)
     inputs = sum(len(city[s].data_vars) for s in city.children if s != "zones")
     assert Count.n == inputs  # every variable is read by the state at least
+    objs, Count.n = lazy(), 0
+    with Count():
+        one = compute_by_source(city, *objs)  # a small city: one pass (arrays and delayed mixed)
+    assert Count.n == 1
+    xr.testing.assert_identical(one[1], want[1])
+    pd.testing.assert_frame_equal(gather_anomalies(one[2]), gather_anomalies(want[2]))
     xr.testing.assert_identical(got[0].drop_attrs(), want[0].drop_attrs())
     xr.testing.assert_identical(got[1], want[1])
     pd.testing.assert_frame_equal(gather_anomalies(got[2]), gather_anomalies(want[2]))
