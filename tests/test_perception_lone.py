@@ -135,3 +135,20 @@ def test_zone_map_hands_a_dask_summary_to_every_block():
 
     (out,) = zone_map(add, [x], np.array([0, 0, 1, 1]), dtypes=[np.float64], kwargs={"p": {"s": shared}})
     np.testing.assert_array_equal(out.values, np.arange(12.0).reshape(4, 3) + 100)
+
+
+def test_leave_one_out_median_equals_the_plain_one():
+    from workbench.perception._lone import loo_median
+
+    rng = np.random.default_rng(3)
+    m = rng.standard_normal((7, 50))
+    m[rng.random(m.shape) < 0.2] = np.nan
+    m[:, 0] = np.nan
+    m[2:, 1] = np.nan
+    m[:, 2] = 1.0  # ties
+    lone = np.array([0, 3, 6])
+    got = loo_median(m, lone)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = np.stack([np.nanmedian(np.delete(m, z, axis=0), axis=0) for z in lone])
+    np.testing.assert_allclose(got, want, equal_nan=True)

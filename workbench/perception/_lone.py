@@ -27,7 +27,7 @@ import xarray as xr
 
 from workbench.perception import _kernels as K
 
-__all__ = ["lone_zones", "lone_reference", "short_spikes", "ramp_runs"]
+__all__ = ["lone_zones", "lone_reference", "loo_median", "short_spikes", "ramp_runs"]
 
 
 def lone_zones(codes: np.ndarray, min_buddies: int) -> np.ndarray:
@@ -49,13 +49,60 @@ def _centred(x: np.ndarray, transform: str) -> np.ndarray:
 
 def _zone_sums(x: np.ndarray, codes: np.ndarray, n_zones: int, transform: str) -> tuple[np.ndarray, np.ndarray]:
     """Per zone and step: the sum and count of the centred transformed readings of ``x``."""
-    y = _centred(x, transform)
-    ok = np.isfinite(y)
-    s = np.zeros((n_zones, y.shape[1]))
-    n = np.zeros((n_zones, y.shape[1]))
-    np.add.at(s, codes, np.where(ok, y, 0.0))
-    np.add.at(n, codes, ok)
-    return s, n
+    return _sums(_centred(x, transform), np.ascontiguousarray(codes, dtype=np.int64), int(n_zones))
+
+
+@numba.njit(cache=True, nogil=True)
+def _sums(y, codes, n_zones):  # pragma: no cover - compiled
+    n, n_t = y.shape
+    s = np.zeros((n_zones, n_t))
+    c = np.zeros((n_zones, n_t))
+    for i in range(n):
+        z = codes[i]
+        for t in range(n_t):
+            v = y[i, t]
+            if not np.isnan(v):
+                s[z, t] += v
+                c[z, t] += 1.0
+    return s, c
+
+
+@numba.njit(cache=True, nogil=True)
+def _loo_median(means, lone):  # pragma: no cover - compiled
+    n_z, n_t = means.shape
+    out = np.full((lone.shape[0], n_t), np.nan)
+    buf = np.empty(n_z)
+    for t in range(n_t):
+        m = 0
+        for z in range(n_z):
+            v = means[z, t]
+            if not np.isnan(v):
+                buf[m] = v
+                m += 1
+        if m == 0:
+            continue
+        srt = np.sort(buf[:m])
+        for k in range(lone.shape[0]):
+            v = means[lone[k], t]
+            p = -1  # the position of the zone's own value, removed
+            r = m
+            if not np.isnan(v):
+                p = np.searchsorted(srt, v)
+                r = m - 1
+            if r == 0:
+                continue
+            a = (r - 1) // 2
+            b = r // 2
+            va = srt[a + 1] if (p >= 0 and a >= p) else srt[a]
+            vb = srt[b + 1] if (p >= 0 and b >= p) else srt[b]
+            out[k, t] = 0.5 * (va + vb)
+    return out
+
+
+def loo_median(means: np.ndarray, lone: np.ndarray) -> np.ndarray:
+    """Per step, the NaN-aware median of every row of ``means`` but row ``lone[k]``, for each ``k``
+    (one sort per step: ``O(time × zones log zones)``)."""
+    return _loo_median(np.ascontiguousarray(means, dtype=np.float64), np.ascontiguousarray(lone, dtype=np.int64))
 
 
 def _reference(parts: Sequence[tuple[np.ndarray, np.ndarray]], zones: Sequence[str], lone: np.ndarray,
@@ -63,22 +110,20 @@ def _reference(parts: Sequence[tuple[np.ndarray, np.ndarray]], zones: Sequence[s
     """The reference rows of the ``lone`` zones from the per-chunk zone sums and counts."""
     s = sum(p[0] for p in parts)
     cnt = sum(p[1] for p in parts)
-    n_z = len(zones)
     with np.errstate(all="ignore"):
         means = s / np.where(cnt > 0, cnt, np.nan)
+    out = loo_median(means, lone)  # every other zone
+    if not neighbours:
+        return out
     pos = {str(z): i for i, z in enumerate(zones)}
-    out = np.full((len(lone), means.shape[1]), np.nan)
-    for k, z in enumerate(lone):  # a handful of lone zones
-        others = means[np.arange(n_z) != z]
-        nb = [pos[n] for n in (neighbours or {}).get(str(zones[z]), ()) if n in pos and pos[n] != z]
-        rows = means[nb] if nb else others
+    for k, z in enumerate(lone):  # the adjacent zones where at least two report
+        nb = [pos[n] for n in neighbours.get(str(zones[z]), ()) if n in pos and pos[n] != z]
+        if len(nb) < 2:
+            continue
+        rows = means[nb]
+        ok = np.isfinite(rows).sum(0) >= 2
         with np.errstate(all="ignore"):
-            ref = np.nanmedian(rows, axis=0) if len(rows) else np.full(means.shape[1], np.nan)
-            if nb:  # fewer than two neighbours reporting: every other zone
-                few = np.isfinite(rows).sum(0) < 2
-                if few.any():
-                    ref[few] = np.nanmedian(others[:, few], axis=0)
-        out[k] = ref
+            out[k, ok] = np.nanmedian(rows[:, ok], axis=0)
     return out
 
 

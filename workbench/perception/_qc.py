@@ -118,8 +118,9 @@ def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray,
 def _lone_flags(y: np.ndarray, bits: np.ndarray, ref: np.ndarray, *, spike_z: float | None, spike_own_z: float | None,
                 window: int, floor: float, transform: str, drift_fraction: float | None, drift_window: int, drift_min: int,
                 drift_spread: float, steps: int, ramp: float, up_only: bool = False, gain: float = 1.0) -> np.ndarray:
-    """Spike and drift bits of a zone without enough mates, against its neighbours' reference
-    ``ref`` (one row, see :mod:`workbench.perception._lone`); ``bits`` holds the other tests."""
+    """Spike and drift bits of rows without enough zone-mates (of any zones), each against its
+    zone's reference row in ``ref`` (see :mod:`workbench.perception._lone`); ``bits`` holds the
+    other tests. Row-wise throughout: the drift limit uses each row's own wander."""
     with np.errstate(all="ignore"):
         d = y - ref
     out = np.zeros(y.shape, dtype=np.uint8)
@@ -137,9 +138,11 @@ def _lone_flags(y: np.ndarray, bits: np.ndarray, ref: np.ndarray, *, spike_z: fl
             smooth = _drift_smooth(dd, drift_window)
             if dd.shape[-1]:
                 smooth -= K.row_median(dd)
-            lim = drift_fraction
-            if drift_spread and smooth.shape[-1] > drift_window:
-                lim = max(drift_fraction, drift_spread * _wander(smooth, drift_window))
+            lim = np.full((smooth.shape[0], 1), float(drift_fraction))
+            if drift_spread and smooth.shape[-1] > drift_window:  # each row's own wander (rows of many zones)
+                s = K._stride(smooth.shape[-1] - drift_window)
+                wander = K.row_mad(smooth[:, drift_window::s] - smooth[:, :-drift_window:s]) / np.sqrt(2.0)
+                lim = np.fmax(lim, drift_spread * np.nan_to_num(wander))
             far = np.abs(smooth) >= lim
             out |= np.where(ramp_runs(smooth, far, min_len=drift_min, ratio=ramp), np.uint8(K.DRIFT), np.uint8(0))
     return out
@@ -194,12 +197,16 @@ def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = No
     zones in ``lone_codes`` are tested against their row of ``lone_ref`` (:mod:`._lone`)."""
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros(x.shape, dtype=np.uint8)
-    lone = {} if lone_codes is None else {int(c): k for k, c in enumerate(lone_codes)}
-    for c in np.unique(codes):
+    alone = np.zeros(len(codes), dtype=bool)
+    if lone_codes is not None and len(lone_codes):  # every row of every such zone in one pass (row-wise tests)
+        alone = np.isin(codes, lone_codes)
+        if alone.any():
+            rows = np.flatnonzero(alone)
+            k = np.searchsorted(lone_codes, codes[rows])  # lone_codes are sorted
+            out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), ref=np.asarray(lone_ref, dtype=np.float64)[k], **params)
+    for c in np.unique(codes[~alone]):
         rows = np.flatnonzero(codes == c)
-        k = lone.get(int(c))
-        ref = None if k is None else lone_ref[k][None, :]
-        out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), ref=ref, **params)
+        out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), **params)
     if dup is not None and dup.any():
         out[:, dup] |= np.uint8(K.DUPLICATE)
     return out
