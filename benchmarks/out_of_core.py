@@ -121,10 +121,11 @@ def check_outputs(out: Path, days: int) -> dict[str, Any]:
             "complete": not bad and not empty and steps == days * 24 and int(index.sizes["time"]) == steps}
 
 
-def phases(store: Path) -> list[dict[str, Any]]:
+def phases(store: Path, *, warm: bool = False) -> list[dict[str, Any]]:
     """``workbench.run``'s steps one by one in this process (no memory limit): per step the
     resident set after it (C heap trimmed), its peak (sampled every 50 ms), the seconds, and
-    what the products weigh — where the memory of a run goes."""
+    what the products weigh — where the memory of a run goes. ``warm``: first a
+    ``workbench.run`` of a tiny city (JIT and caches loaded, as the benchmark suite's warm-up)."""
     import gc
 
     import dask
@@ -163,6 +164,12 @@ def phases(store: Path) -> list[dict[str, Any]]:
 
     threading.Thread(target=sample, daemon=True).start()
     mark("imports")
+    if warm:
+        import workbench
+        from workbench.synth import make_city
+
+        workbench.run(make_city(zones=4, sensors_per_system=10, days=7), progress=False)
+        mark("warm-up run (tiny city)")
     tree, _ = pl._open(store)
     with scheduler_context(None, progress=False):
         state, signals, lazy = city_state(tree, freq="1h"), zone_signals(tree), pl._lazy_anomalies(tree)
@@ -196,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commit", default=None, help="run the library of this commit (a git archive snapshot)")
     parser.add_argument("--phases", action="store_true",
                         help="instead: run the pipeline's steps in this process without a limit and print where memory goes")
+    parser.add_argument("--warm", action="store_true", help="with --phases: a warm-up run on a tiny city first")
     args = parser.parse_args(argv)
     args.store, args.out = args.store.resolve(), args.out.resolve()
     if args.phases:
-        print(json.dumps(phases(args.store), indent=1))
+        print(json.dumps(phases(args.store, warm=args.warm), indent=1))
         return 0
 
     from workbench.io import read_city
