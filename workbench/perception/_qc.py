@@ -103,8 +103,9 @@ def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray,
     (``z_zone``), confirmed on its own series (``z_own``, same sign), standing out in the zone
     (``|z_own|`` above the mates' mean) and not shared (the mates' own ``z`` of that sign
     averages below ``spike_own_z / 2``). A sensor with fewer than ``n_min`` zone-mates reporting
-    is never a spike: its own series alone cannot tell a spike from weather (seeds 100-102,
-    one sensor per zone: spike precision 0.02-0.25 with own-series tests)."""
+    is never a spike here: its own series alone cannot tell a spike from weather (seeds 100-102,
+    one sensor per zone: spike precision 0.02-0.25 with own-series tests); zones short of
+    mates are tested against the other zones (:func:`_lone_flags`)."""
     sigma_y = K.diff_sigma(y)
     w = 1.0 / np.fmax(_own_noise(y, d, sigma_y), floor * floor)
     buddy, _ = others_mean(y, w)

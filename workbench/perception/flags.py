@@ -24,6 +24,10 @@ Bits (CF ``flag_masks`` / ``flag_meanings``), each an independent test:
   128  filled        the value was filled by :func:`workbench.perception.align`
 =====  ============  ==================================================================
 
+Sensors in a zone with fewer than ``min_buddies`` sensors of their system get the spike and
+drift tests against the other zones instead (:mod:`workbench.perception._lone`: a spike is a
+short rise with the level before = after, a drift a growing run; registry ``lone_*`` keys).
+
 ``drift`` and ``filled`` extend the six required meanings (the reference city's ground truth
 has drift faults; honest gap filling needs a mark). Thresholds come from the registry
 (``workbench/registry/variables.yml``: the ``quality`` defaults and each variable's own
