@@ -152,3 +152,13 @@ def test_leave_one_out_median_equals_the_plain_one():
         warnings.simplefilter("ignore")
         want = np.stack([np.nanmedian(np.delete(m, z, axis=0), axis=0) for z in lone])
     np.testing.assert_allclose(got, want, equal_nan=True)
+
+
+def test_lone_tests_follow_per_call_overrides():
+    v = _city()
+    v[3, 400] *= 1.6
+    assert (_qc(v)[3, 400] & 8)
+    assert not (_qc(v, thresholds={"lone_spike_steps": 0, "lone_drift_ramp": 0}) & (8 | 64)).any()
+    v[4, 500] *= 0.4  # a one-step drop: a spike only when drops count
+    assert not (_qc(v)[4, 500] & 8)
+    assert (_qc(v, thresholds={"lone_spike_direction": "both"})[4, 500] & 8)

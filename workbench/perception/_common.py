@@ -30,7 +30,8 @@ QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_a
                 "anomaly_profile", "anomaly_corroborated_by", "anomaly_corroborated_threshold",
                 "anomaly_absolute_effect", "anomaly_effect_hours", "anomaly_confirmed_by", "anomaly_confirmed_direction",
                 "anomaly_pool_clip", "anomaly_corroborated_nearby", "anomaly_corroborated_direction",
-                "anomaly_corroborated_min_effect")
+                "anomaly_corroborated_min_effect", "lone_reference", "lone_spike_steps", "lone_spike_gain",
+                "lone_spike_direction", "lone_drift_ramp")
 
 
 @lru_cache(maxsize=1)
