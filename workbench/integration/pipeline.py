@@ -229,7 +229,7 @@ def _lazy_anomalies(city: xr.DataTree) -> list | None:
 
 def _sources(obj: Any, inputs: dict[str, int]) -> frozenset[int] | None:
     """Which of the city's input arrays (``inputs``: root layer name -> number) a lazy object
-    reads; ``None`` when its graph does not say (then it joins every pass)."""
+    reads; ``None`` when its graph does not say (such a piece goes with the first pass)."""
     from dask.highlevelgraph import HighLevelGraph
 
     graph = obj.__dask_graph__()
@@ -247,7 +247,7 @@ def _sources(obj: Any, inputs: dict[str, int]) -> frozenset[int] | None:
     return frozenset(found)
 
 
-#: input bytes (as stored: float64 sensors × steps) one pass of :func:`compute_by_source` reads
+#: input bytes (decoded: float64 sensors × steps) one pass of :func:`compute_by_source` reads
 #: at most, unless one group of inputs read together is larger
 PASS_INPUT_BYTES = 2**30
 
