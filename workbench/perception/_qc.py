@@ -15,6 +15,9 @@ from workbench.perception._qcnb import others_mean, spike_mask, stands_out
 
 __all__ = ["glog", "flags_block"]
 
+#: rows of zones short of mates tested together: temporaries stay a few rows, like a zone's
+LONE_ROWS = 8
+
 
 def glog(x: np.ndarray, kind: str) -> np.ndarray:
     """The ``qc_transform`` scale of rows of ``x`` (see :func:`workbench.perception._common.transform`)."""
@@ -199,12 +202,13 @@ def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = No
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros(x.shape, dtype=np.uint8)
     alone = np.zeros(len(codes), dtype=bool)
-    if lone_codes is not None and len(lone_codes):  # every row of every such zone in one pass (row-wise tests)
+    if lone_codes is not None and len(lone_codes):  # rows of such zones, LONE_ROWS at a time (row-wise tests)
         alone = np.isin(codes, lone_codes)
-        if alone.any():
-            rows = np.flatnonzero(alone)
+        every = np.flatnonzero(alone)
+        for a in range(0, len(every), LONE_ROWS):
+            rows = every[a:a + LONE_ROWS]
             k = np.searchsorted(lone_codes, codes[rows])  # lone_codes are sorted
-            out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), ref=np.asarray(lone_ref, dtype=np.float64)[k], **params)
+            out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), ref=np.asarray(lone_ref[k], dtype=np.float64), **params)
     for c in np.unique(codes[~alone]):
         rows = np.flatnonzero(codes == c)
         out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), **params)
