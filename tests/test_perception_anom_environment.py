@@ -19,31 +19,29 @@ def _outside(det: pd.DataFrame, spans: pd.DataFrame) -> int:
     return int((~m.groupby("index")["hit"].any()).sum())
 
 
+def _only_events_then_not(seed: int, variable: str, kind: str, old: dict) -> None:
+    """In tuning city ``seed`` every ``variable`` detection lies on a ``kind`` event, and with
+    the ``old`` setting some do not."""
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    city = make_city(seed=seed)
+    ds = city["environment"].to_dataset()[[variable]]
+    events, _ = ground_truth(city)
+    spans = events[(events["kind"] == kind) & (events["system"] == "environment")]
+    now = detect_anomalies(ds)
+    assert len(now) and _outside(now, spans) == 0
+    assert _outside(detect_anomalies(ds, thresholds={variable: old}), spans) > 0
+
+
 def test_air_temperature_has_no_two_day_scan_window():
     """Tuning city 109: a two-day window turns a city-wide front swell at night into
     temperature anomalies in 7 of 12 zones; without it every detection lies in a heatwave."""
-    warnings.filterwarnings("ignore", category=RuntimeWarning)
-    city = make_city(seed=109)
-    env = city["environment"].to_dataset()[["air_temperature"]]
-    events, _ = ground_truth(city)
-    heat = events[(events["kind"] == "heatwave") & (events["system"] == "environment")]
-    now = detect_anomalies(env)
-    assert len(now) and _outside(now, heat) == 0
-    with_48h = detect_anomalies(env, thresholds={"air_temperature": {"anomaly_scan_hours": [0.25, 1, 4, 16, 48]}})
-    assert _outside(with_48h, heat) > 0
+    _only_events_then_not(109, "air_temperature", "heatwave", {"anomaly_scan_hours": [0.25, 1, 4, 16, 48]})
 
 
 def test_no2_alone_needs_a_high_bar():
     """Tuning city 102: at the old bar (5.5) NO2 alone flags the hour-to-hour traffic demand it
     follows in zones with no incident; at the registry's bar every NO2 run lies on an incident."""
-    warnings.filterwarnings("ignore", category=RuntimeWarning)
-    city = make_city(seed=102)
-    no2 = city["environment"].to_dataset()[["no2"]]
-    events, _ = ground_truth(city)
-    incidents = events[(events["kind"] == "traffic_incident") & (events["system"] == "environment")]
-    now = detect_anomalies(no2)
-    assert len(now) and _outside(now, incidents) == 0
-    assert _outside(detect_anomalies(no2, thresholds={"no2": {"anomaly_threshold": 5.5}}), incidents) > 0
+    _only_events_then_not(102, "no2", "traffic_incident", {"anomaly_threshold": 5.5})
 
 
 def test_no2_effect_of_one_step_finds_short_incidents():
