@@ -203,7 +203,7 @@ def _table(runs: list[_Runs], systems: dict[int, _System]) -> pd.DataFrame:
     pos = pos[order]
     first, last = np.concatenate([r.first for r in runs])[order], np.concatenate([r.last for r in runs])[order]
     cols = {c: np.empty(len(order), dtype=object) for c in (*_TEXT, "variable")}
-    start = np.empty(len(order), dtype=systems[runs[0].system].time.values.dtype)
+    start = np.empty(len(order), dtype=systems[runs[0].system].time.dtype)
     end = np.empty_like(start)
     cols["kind"][:] = "anomaly"
     for k, r in enumerate(runs):
@@ -212,7 +212,7 @@ def _table(runs: list[_Runs], systems: dict[int, _System]) -> pd.DataFrame:
         p = pos[at]
         cols["system"][at], cols["variable"][at] = s.name, r.variable
         cols["zone"][at], cols["sensor"][at] = s.zones[p], s.sensors[p]
-        start[at], end[at] = s.time.values[first[at]], s.time.values[last[at]]
+        start[at], end[at] = s.time.to_numpy()[first[at]], s.time.to_numpy()[last[at]]
     sev = np.concatenate([r.severity for r in runs]).astype(np.float64)[order]
     score = np.concatenate([r.score for r in runs]).astype(np.float64)[order]
     return pd.DataFrame({**{c: cols[c] for c in _TEXT}, "start": start, "end": end, "severity": sev, "score": score,
@@ -230,8 +230,8 @@ def _weak_frame(runs: list[_Runs], systems: dict[int, _System]) -> pd.DataFrame:
         cols["variable"].append(pd.Categorical.from_codes(np.zeros(len(r), dtype=np.int8), [r.variable]))
         cols["zone"].append(pd.Categorical.from_codes(zcode[r.pos], zones))
         cols["sensor"].append(pd.Categorical.from_codes(r.pos, s.sensors))
-        cols["start"].append(s.time.values[r.first])
-        cols["end"].append(s.time.values[r.last])
+        cols["start"].append(s.time.to_numpy()[r.first])
+        cols["end"].append(s.time.to_numpy()[r.last])
     out = {c: (pd.api.types.union_categoricals(v, ignore_order=True) if c in ("variable", "zone", "sensor")
                else np.concatenate(v)) for c, v in cols.items()}
     return pd.DataFrame(out)
