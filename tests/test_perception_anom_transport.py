@@ -152,7 +152,7 @@ def _cells(n_z=6, per=3, days=21, seed=2):
 
 
 def test_a_rise_next_to_an_outage_is_kept_and_one_elsewhere_is_not():
-    from workbench.perception._nearby import zone_neighbours
+    from workbench.perception._common import zone_neighbours
 
     city = _cells()
     ds = city["communication"].to_dataset()

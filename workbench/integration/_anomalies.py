@@ -128,9 +128,7 @@ def lazy_anomalies(city: xr.DataTree, *, threshold: float | None = None, merge_h
     """
     from workbench.perception import DEFAULT_THRESHOLD, anomaly_scores
     from workbench.perception.anomalies import corroborated_bar
-    from workbench.perception._common import data_variables, step_of, steps, thresholds_for
-
-    from workbench.perception._nearby import zone_neighbours
+    from workbench.perception._common import data_variables, step_of, steps, thresholds_for, zone_neighbours
 
     thr = DEFAULT_THRESHOLD if threshold is None else threshold
     parts: list[Any] = []

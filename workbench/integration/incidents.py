@@ -25,6 +25,7 @@ import xarray as xr
 from workbench import registry
 from workbench.integration import _detectors as det
 from workbench.integration._residuals import zone_residuals
+from workbench.perception._common import zone_neighbours
 
 __all__ = ["INCIDENT_KINDS", "INCIDENT_COLUMNS", "detect_incidents", "zone_signals"]
 
@@ -39,12 +40,8 @@ KIND_SYSTEMS = {**registry.event_systems(), "sensor_fault": ()}
 
 def _neighbours(city: xr.DataTree, zones: list[str]) -> list[list[int]]:
     pos = {z: i for i, z in enumerate(zones)}
-    if "zones" in city.children and "neighbours" in city["zones"].data_vars:
-        zn = city["zones"].to_dataset()
-        # boundary: a handful of strings per zone
-        text = dict(zip(map(str, zn["zone"].to_numpy()), map(str, zn["neighbours"].to_numpy())))
-        return [[pos[n] for n in text.get(z, "").split() if n in pos] for z in zones]
-    return [[] for _ in zones]
+    adjacent = zone_neighbours(city) or {}
+    return [[pos[n] for n in adjacent.get(z, []) if n in pos] for z in zones]
 
 
 def zone_signals(city: xr.DataTree) -> xr.Dataset:

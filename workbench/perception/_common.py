@@ -19,7 +19,7 @@ from workbench import registry
 
 __all__ = [
     "thresholds_for", "transform", "time_median", "median_over", "step_of", "steps", "data_variables",
-    "append_history", "map_systems", "QUALITY_KEYS",
+    "append_history", "map_systems", "zone_neighbours", "QUALITY_KEYS",
 ]
 
 QUALITY_KEYS = ("gap_hours", "flatline_hours", "flatline_min_hours", "flatline_alpha", "spike_z", "spike_window",
@@ -167,3 +167,19 @@ def map_systems(obj: xr.Dataset | xr.DataTree, func: Callable[[xr.Dataset], xr.D
     if isinstance(obj, xr.Dataset):
         return func(obj)
     raise TypeError(f"expected an xarray Dataset (one system) or DataTree (a city), got {type(obj).__name__}.")
+
+
+def zone_neighbours(city: Any) -> dict[str, list[str]] | None:
+    """Each zone's adjacent zones from a city's ``/zones`` node (``None`` when it has none).
+
+    Examples
+    --------
+    >>> z = xr.Dataset({"neighbours": ("zone", ["Z02", "Z01 Z03", "Z02"])}, coords={"zone": ["Z01", "Z02", "Z03"]})
+    >>> zone_neighbours(xr.DataTree.from_dict({"/zones": z}))["Z02"]
+    ['Z01', 'Z03']
+    """
+    if not isinstance(city, xr.DataTree) or "zones" not in city.children or "neighbours" not in city["zones"].data_vars:
+        return None
+    zn = city["zones"].to_dataset()
+    # boundary: a handful of strings per zone
+    return {str(z): str(n).split() for z, n in zip(zn["zone"].to_numpy(), zn["neighbours"].to_numpy())}

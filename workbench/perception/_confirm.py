@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.perception._common import thresholds_for
+from workbench.perception._intervals import departing, overlaps
 
 __all__ = ["confirm", "unconfirmed_rows"]
 
@@ -32,8 +33,6 @@ def unconfirmed_rows(detected: pd.DataFrame, *, thresholds: Mapping[str, Any] | 
     ``both``); it has one when a row of a named variable of the **same zone**, departing in
     the named direction, overlaps it within ``tolerance``.
     """
-    from workbench.perception.anomalies import _overlaps  # one interval-overlap helper for both checks
-
     drop = np.zeros(len(detected), dtype=bool)
     if not len(detected) or "variable" not in detected:
         return drop
@@ -49,12 +48,10 @@ def unconfirmed_rows(detected: pd.DataFrame, *, thresholds: Mapping[str, Any] | 
         need = (variable == name) & (True if way == "both" else sign == (1.0 if way == "up" else -1.0))
         if not need.any():
             continue
-        ok = np.zeros(len(detected), dtype=bool)
-        for src, src_way in sources.items():
-            ok |= (variable == src) & (sign == (1.0 if src_way == "up" else -1.0))
+        ok = departing(detected, sources)
         idx = np.flatnonzero(need)
         c, s = detected.iloc[idx], detected.loc[ok]
-        hit = _overlaps(c["zone"], c["start"], c["end"], s["zone"], s["start"], s["end"], tol)
+        hit = overlaps(c["zone"], c["start"], c["end"], s["zone"], s["start"], s["end"], tol)
         drop[idx[~hit]] = True
     return drop
 

@@ -18,26 +18,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-__all__ = ["zone_neighbours", "weak_mask", "nearby_hits"]
+from workbench.perception._intervals import departing, overlaps
 
-
-def zone_neighbours(city: Any) -> dict[str, list[str]] | None:
-    """Each zone's adjacent zones from a city's ``/zones`` node (``None`` when it has none).
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> z = xr.Dataset({"neighbours": ("zone", ["Z02", "Z01 Z03", "Z02"])}, coords={"zone": ["Z01", "Z02", "Z03"]})
-    >>> zone_neighbours(xr.DataTree.from_dict({"/zones": z}))["Z02"]
-    ['Z01', 'Z03']
-    """
-    if not isinstance(city, xr.DataTree) or "zones" not in city.children or "neighbours" not in city["zones"].data_vars:
-        return None
-    zn = city["zones"].to_dataset()
-    # boundary: a handful of strings per zone
-    return {str(z): str(n).split() for z, n in zip(zn["zone"].to_numpy(), zn["neighbours"].to_numpy())}
+__all__ = ["weak_mask", "nearby_hits"]
 
 
 def weak_mask(score: Any, effect: Any, th: Mapping[str, Any], bar: float) -> Any:
@@ -58,15 +42,10 @@ def nearby_hits(weak: pd.DataFrame, detected: pd.DataFrame, sources: Mapping[str
                 neighbours: Mapping[str, list[str]], tol: np.int64) -> np.ndarray:
     """For each row of ``weak``, whether a row of ``detected`` in an adjacent zone, of a variable
     of ``sources`` departing in its direction (the sign of ``score``), overlaps it within ``tol`` ns."""
-    from workbench.perception.anomalies import _overlaps  # one interval-overlap helper for every check
-
     out = np.zeros(len(weak), dtype=bool)
     if not len(weak) or not len(detected) or not sources:
         return out
-    sign = np.sign(detected["score"].to_numpy(dtype=float))
-    ok = np.zeros(len(detected), dtype=bool)
-    for src, way in sources.items():
-        ok |= (detected["variable"] == src).to_numpy() & (sign == (1.0 if way == "up" else -1.0))
+    ok = departing(detected, sources)
     src_rows = detected.loc[ok, ["zone", "start", "end"]]
     if not len(src_rows):
         return out
@@ -75,5 +54,5 @@ def nearby_hits(weak: pd.DataFrame, detected: pd.DataFrame, sources: Mapping[str
     spread = src_rows.assign(zone=nb).explode("zone").dropna(subset=["zone"])
     if not len(spread):
         return out
-    return _overlaps(weak["zone"].astype(str), weak["start"], weak["end"], spread["zone"].astype(str), spread["start"],
+    return overlaps(weak["zone"].astype(str), weak["start"], weak["end"], spread["zone"].astype(str), spread["start"],
                      spread["end"], tol)

@@ -64,8 +64,10 @@ from workbench.perception._blocks import city_scan_block, scores_block
 from workbench.perception._contrast import contrast
 from workbench.perception._cityload import loading_scan_block
 from workbench.perception._confirm import confirm
-from workbench.perception._nearby import nearby_hits, weak_mask, zone_neighbours
-from workbench.perception._common import append_history, data_variables, map_systems, median_over, step_of, steps, thresholds_for
+from workbench.perception._nearby import nearby_hits, weak_mask
+from workbench.perception._common import (append_history, data_variables, map_systems, median_over, step_of, steps,
+                                          thresholds_for, zone_neighbours)
+from workbench.perception._intervals import departing, overlaps
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
 from workbench.perception._zoned import zone_order as _zone_order
@@ -326,44 +328,17 @@ def corroborated_rows(detected: pd.DataFrame, weak: pd.DataFrame, *, thresholds:
     adjacent zone count too (:mod:`~workbench.perception._nearby`)."""
     tol = np.int64(pd.Timedelta(tolerance).value)
     keep = np.zeros(len(weak), dtype=bool)
-    sign = np.sign(detected["score"].to_numpy(dtype=float)) if "score" in detected else np.zeros(len(detected))
     for name in pd.unique(weak["variable"]):
-        sources = thresholds_for(str(name), thresholds).get("anomaly_corroborated_by") or {}
-        ok = np.zeros(len(detected), dtype=bool)
-        for src, way in sources.items():
-            ok |= (detected["variable"] == src).to_numpy() & (sign == (1.0 if way == "up" else -1.0))
+        ok = departing(detected, thresholds_for(str(name), thresholds).get("anomaly_corroborated_by") or {})
         iw = np.flatnonzero((weak["variable"] == name).to_numpy())
         w = weak.iloc[iw]
-        hit = _overlaps(w["zone"], w["start"], w["end"], detected.loc[ok, "zone"], detected.loc[ok, "start"],
+        hit = overlaps(w["zone"], w["start"], w["end"], detected.loc[ok, "zone"], detected.loc[ok, "start"],
                         detected.loc[ok, "end"], tol)  # a source detection of the zone within the tolerance
         near = thresholds_for(str(name), thresholds).get("anomaly_corroborated_nearby")
         if near and neighbours:  # or of an adjacent zone (network outages: handover to the neighbours' cells)
             hit |= nearby_hits(w, detected, near, neighbours, tol)
         own = (detected["variable"] == name).to_numpy()
-        covered = _overlaps(w["sensor"], w["start"], w["end"], detected.loc[own, "sensor"], detected.loc[own, "start"],
+        covered = overlaps(w["sensor"], w["start"], w["end"], detected.loc[own, "sensor"], detected.loc[own, "start"],
                             detected.loc[own, "end"], np.int64(0))  # a detected run of the same sensor already
         keep[iw[hit & ~covered]] = True
     return keep
-
-
-def _overlaps(key: pd.Series, start: pd.Series, end: pd.Series, key_s: pd.Series, start_s: pd.Series,
-              end_s: pd.Series, tol: np.int64) -> np.ndarray:
-    """For each interval, whether an interval of the other table with the same key overlaps it
-    within ``tol`` (ns): per key, the others sorted by start with the running maximum of their
-    ends, one ``searchsorted`` per key (no pairwise join)."""
-    out = np.zeros(len(key), dtype=bool)
-    if not len(key) or not len(key_s):
-        return out
-    a, b = start.to_numpy("datetime64[ns]").astype(np.int64), end.to_numpy("datetime64[ns]").astype(np.int64)
-    sa, sb = start_s.to_numpy("datetime64[ns]").astype(np.int64), end_s.to_numpy("datetime64[ns]").astype(np.int64)
-    others = pd.Series(np.arange(len(key_s))).groupby(key_s.astype(str).to_numpy()).indices
-    for k, rows in pd.Series(np.arange(len(key))).groupby(key.astype(str).to_numpy()).indices.items():
-        j = others.get(k)
-        if j is None:
-            continue
-        order = np.argsort(sa[j], kind="stable")
-        st, en = sa[j][order], np.maximum.accumulate(sb[j][order])
-        pos = np.searchsorted(st, b[rows] + tol, side="right") - 1
-        found = pos >= 0
-        out[rows[found]] = en[pos[found]] + tol >= a[rows[found]]
-    return out

@@ -48,7 +48,8 @@ import xarray as xr
 from workbench.perception import _kernels as K
 from workbench.perception._lone import lone_reference, lone_zones
 from workbench.perception._qc import flags_block
-from workbench.perception._common import append_history, data_variables, map_systems, step_of, steps, thresholds_for
+from workbench.perception._common import (append_history, data_variables, map_systems, step_of, steps, thresholds_for,
+                                          zone_neighbours)
 from workbench.perception._runs import empty_events, runs_to_events
 from workbench.perception._zoned import zone_codes, zone_map
 
@@ -74,14 +75,6 @@ def qc_attrs(name: str, long_name: str | None = None) -> dict[str, Any]:
 def flag_names(qc: int) -> list[str]:
     """The meanings set in one flag byte, e.g. ``flag_names(3) == ['missing', 'gap']``."""
     return [m for bit, m in zip(FLAG_MASKS, FLAG_MEANINGS.split()) if int(qc) & int(bit)]
-
-
-def zone_neighbours(city: xr.DataTree | xr.Dataset) -> dict[str, list[str]] | None:
-    """Each zone's neighbouring zones from a city's ``zones`` node (``None`` without one)."""
-    if not isinstance(city, xr.DataTree) or "zones" not in city.children or "neighbours" not in city["zones"].data_vars:
-        return None
-    zn = city["zones"].to_dataset()  # boundary: a handful of strings per zone
-    return {str(z): str(n).split() for z, n in zip(zn["zone"].to_numpy(), zn["neighbours"].to_numpy())}
 
 
 def _lone_params(ds: xr.Dataset, name: str, th: Mapping[str, Any], neighbours: Mapping[str, list[str]] | None) -> dict[str, Any]:
