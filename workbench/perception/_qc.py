@@ -90,14 +90,27 @@ def _drift_smooth(d: np.ndarray, window: int) -> np.ndarray:
     return np.repeat(sm, b, axis=1)[:, :n_t]
 
 
-def _wander(smooth: np.ndarray, lag: int) -> float:
-    """How far the zone's smoothed buddy differences wander by themselves: the median over its
-    sensors of the robust spread of ``smooth(t) − smooth(t − lag)``, over √2 (a drift that
-    ramps for days moves a few of these steps; noisy zones move all of them)."""
+def _row_wander(smooth: np.ndarray, lag: int) -> np.ndarray:
+    """Each row's robust spread of ``smooth(t) − smooth(t − lag)``, over √2 (a drift that ramps
+    for days moves a few of these steps; a noisy series moves all of them)."""
     with np.errstate(all="ignore"):
         s = K._stride(smooth.shape[-1] - lag)  # row_mad's strided subsample, differenced (same values)
-        sp = K.row_mad(smooth[:, lag::s] - smooth[:, :-lag:s]) / np.sqrt(2.0)
-        return float(np.nan_to_num(bn.nanmedian(sp)))
+        return K.row_mad(smooth[:, lag::s] - smooth[:, :-lag:s]) / np.sqrt(2.0)
+
+
+def _wander(smooth: np.ndarray, lag: int) -> float:
+    """How far the zone's smoothed buddy differences wander by themselves: the median over its
+    sensors of :func:`_row_wander`."""
+    return float(np.nan_to_num(bn.nanmedian(_row_wander(smooth, lag))))
+
+
+def _drift_departure(d: np.ndarray, usable: np.ndarray, window: int) -> np.ndarray:
+    """The smoothed ``d`` (:func:`_drift_smooth`) where ``usable``, less each row's median."""
+    dd = np.where(usable, d, np.nan)
+    smooth = _drift_smooth(dd, window)
+    if dd.shape[-1]:
+        smooth -= K.row_median(dd)
+    return smooth
 
 
 def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray, *, n_min: int, spike_z: float,
@@ -137,16 +150,10 @@ def _lone_flags(y: np.ndarray, bits: np.ndarray, ref: np.ndarray, *, spike_z: fl
             out |= np.where(short_spikes(z_nb, z_own, dr, np.fmax(sigma, floor), spike_z=spike_z * gain, own_z=spike_own_z or 0.0,
                                          max_steps=steps, side=window // 2, up_only=up_only), np.uint8(K.SPIKE), np.uint8(0))
         if drift_fraction and ramp > 0:
-            usable = ((bits | out) & (K.SPIKE | K.OUT_OF_RANGE)) == 0
-            dd = np.where(usable, d, np.nan)
-            smooth = _drift_smooth(dd, drift_window)
-            if dd.shape[-1]:
-                smooth -= K.row_median(dd)
+            smooth = _drift_departure(d, ((bits | out) & (K.SPIKE | K.OUT_OF_RANGE)) == 0, drift_window)
             lim = np.full((smooth.shape[0], 1), float(drift_fraction))
             if drift_spread and smooth.shape[-1] > drift_window:  # each row's own wander (rows of many zones)
-                s = K._stride(smooth.shape[-1] - drift_window)
-                wander = K.row_mad(smooth[:, drift_window::s] - smooth[:, :-drift_window:s]) / np.sqrt(2.0)
-                lim = np.fmax(lim, drift_spread * np.nan_to_num(wander))
+                lim = np.fmax(lim, drift_spread * np.nan_to_num(_row_wander(smooth, drift_window)))
             far = np.abs(smooth) >= lim
             out |= np.where(ramp_runs(smooth, far, min_len=drift_min, ratio=ramp), np.uint8(K.DRIFT), np.uint8(0))
     return out
@@ -182,11 +189,7 @@ def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, 
             del spike
         bits |= np.where((x < valid_min) | (x > valid_max), np.uint8(K.OUT_OF_RANGE), np.uint8(0))
         if drift_fraction:
-            usable = ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & has
-            dd = np.where(usable, d, np.nan)
-            smooth = _drift_smooth(dd, drift_window)
-            if dd.shape[-1]:
-                smooth -= K.row_median(dd)
+            smooth = _drift_departure(d, ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & has, drift_window)
             lim = drift_fraction
             if drift_spread and smooth.shape[-1] > drift_window:
                 lim = max(drift_fraction, drift_spread * _wander(smooth, drift_window))
