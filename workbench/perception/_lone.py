@@ -1,18 +1,20 @@
-"""Spike and drift tests for sensors with too few zone-mates: against the neighbouring zones.
+"""Spike and drift tests for sensors with too few zone-mates: against the other zones.
 
 Where a zone holds fewer than ``min_buddies`` sensors of a system, the buddy tests of
 :mod:`workbench.perception._qc` have nothing to compare with. Weather, fronts and the city's
 rhythm move every zone; a spike or a drift moves one sensor. So such a sensor is compared
-with a *reference*: per step, the median over its neighbouring zones (the city's ``zones``
-node, ``neighbours``; at least two reporting, else every other zone) of each zone's mean
-``qc_transform`` reading (each sensor centred on its own median first).
+with a *reference*: per step, the median over every other zone (``lone_reference: city``, the
+default) or over its adjacent zones (``neighbours``: the city's ``zones`` node; at least two
+reporting, else every other zone) of each zone's mean ``qc_transform`` reading (each sensor
+centred on its own median first).
 
 The reference is a small summary computed first from per-chunk ``zones × time`` sums
 (:func:`lone_reference`, lazy for dask input), and only when a zone lacks mates; its rows (one
 per such zone) travel whole to every block with the flag kernel's parameters
-(:func:`workbench.perception._zoned.zone_map`), so the blocks stay zone-complete. A lone sensor's own zone event (outage, heatwave, leak, incident) also departs
-from its neighbours, so the tests lean on shape (:func:`short_spikes`, :func:`ramp_runs`):
-a spike is at most ``lone_spike_steps`` steps long, a drift is a ramp that grows.
+(:func:`workbench.perception._zoned.zone_map`), so the blocks stay zone-complete. A lone
+sensor's own zone event (outage, heatwave, leak, incident) also departs from the others, so
+the tests lean on shape (:func:`short_spikes`, :func:`ramp_runs`): a spike is at most
+``lone_spike_steps`` steps long, a drift is a ramp that grows.
 """
 
 from __future__ import annotations
