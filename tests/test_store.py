@@ -69,6 +69,32 @@ def test_a_crashed_write_leaves_nothing_behind(small_city, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_chunks_still_being_written_when_one_fails_leave_nothing_behind(tmp_path):
+    """On the threaded scheduler dask raises at the first failed chunk while other threads are
+    still writing theirs into the temporary store: write_city waits for them before it
+    removes the temporary store, so no straggler re-creates it afterwards."""
+    import time
+
+    from workbench._options import scheduler_context
+    from workbench.synth import make_city
+
+    city = make_city(zones=2, sensors_per_system=4, days=2, seed=1, chunks={"sensor": 2})
+    ds = city["energy"].to_dataset()
+
+    def slow_or_boom(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 0:
+            raise RuntimeError("disk on fire")
+        time.sleep(0.5)  # still writing when the first chunk fails
+        return block
+
+    ds["electric_load"] = ds["electric_load"].copy(data=ds["electric_load"].data.map_blocks(slow_or_boom, dtype=float))
+    city["energy"] = xr.DataTree(ds)
+    with pytest.raises(RuntimeError, match="disk on fire"), scheduler_context("threads"):
+        write_city(city, tmp_path / "c.zarr")
+    time.sleep(1.0)  # what a straggler would have written by now
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_crashed_overwrite_keeps_the_old_store(small_city, tmp_path):
     target = write_city(small_city, tmp_path / "c.zarr")
     before = read_city(target)["energy"]["electric_load"].values

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dask
@@ -69,8 +70,13 @@ def write_city(city: xr.DataTree, path: str | os.PathLike, *, progress: bool | N
     fmt = store_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    pool = None
     try:
-        with scheduler_context(progress=progress, desc=f"writing {path.name}"):
+        with scheduler_context(progress=progress, desc=f"writing {path.name}") as sched:
+            if sched == "threads":
+                # an own thread pool, drained before the clean-up below: when one chunk fails,
+                # dask raises while other threads are still writing chunks into ``tmp``
+                pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or os.cpu_count() or 1)
             if fmt == "zarr":
                 # Consolidated metadata is not part of the Zarr v3 spec, so the store does
                 # without it. The chunk writes are I/O tasks: on a cluster they get `retries`
@@ -79,7 +85,7 @@ def write_city(city: xr.DataTree, path: str | os.PathLike, *, progress: bool | N
                     pending = city.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, compute=False,
                                            encoding=_zarr_encoding(city))
                 # boundary: a sink; zarr keeps the dask chunks. Runs on the current scheduler.
-                dask.compute(pending)  # boundary: a sink
+                dask.compute(pending, **({"pool": pool} if pool is not None else {}))  # boundary: a sink
             else:
                 city.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
         old = None
@@ -90,6 +96,8 @@ def write_city(city: xr.DataTree, path: str | os.PathLike, *, progress: bool | N
         if old is not None:
             _remove(old)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         if tmp.exists():
             _remove(tmp)
     return path
