@@ -1,0 +1,79 @@
+"""Benchmark: what the least robust work costs against the I/O floor (issue 7's context).
+
+Scenarios
+---------
+``robust_floor``
+    One rolling median and one rolling MAD (``|x - median|``, its rolling median) per sensor
+    over a day (96 steps, centred), with bottleneck's ``move_median`` — the fastest stock
+    kernel here — on every ``(sensor, time)`` float variable of the store, read from Zarr on
+    dask's local threads, each result summed so the work finishes. It is not the pipeline:
+    it is the smallest computation that still deserves the name "robust anomaly score
+    (rolling median/MAD)", so its ``vs_floor`` bounds what any pipeline that computes such a
+    score can reach against the I/O floor (``docs/scale.md``, "The I/O-floor target").
+``rolling_median``
+    The rolling median alone (the same kernel, window, inputs).
+
+No pandas twin: these are references for the pipeline's row, not stages of it.
+"""
+
+from __future__ import annotations
+
+from benchmarks._harness import Scenario
+
+#: the window of both references: one day of 15-minute steps
+WINDOW = 96
+
+
+def _series(ctx):
+    """The store's ``(sensor, time)`` float variables as dask arrays (lazy; untimed)."""
+    from workbench.io import read_city
+
+    tree = read_city(ctx.store)
+    return [node.ds[name].data for node in tree.subtree for name, v in node.ds.data_vars.items()
+            if v.dims == ("sensor", "time") and v.dtype.kind == "f"]
+
+
+def _median(block):
+    import bottleneck as bn
+    import numpy as np
+
+    half = WINDOW // 2
+    m = bn.move_median(block, WINDOW, min_count=1, axis=-1)  # trailing window ending at t
+    out = np.empty_like(m)  # centre it: the value at t is the window ending at t + half
+    out[:, :-half] = m[:, half:]
+    out[:, -half:] = m[:, -1:]
+    return out
+
+
+def _median_mad(block):
+    import numpy as np
+
+    m = _median(block)
+    np.subtract(block, m, out=m)
+    np.abs(m, out=m)
+    return _median(m)
+
+
+def _total(ctx, kernel):
+    import dask
+    import dask.array as dsa
+
+    sums = [dsa.map_blocks(kernel, x.rechunk({1: -1}), dtype=x.dtype).sum() for x in ctx.state]
+    with dask.config.set(scheduler="threads"):
+        return dask.compute(*sums)
+
+
+def _robust(ctx):
+    return _total(ctx, _median_mad)
+
+
+def _rolling_median(ctx):
+    return _total(ctx, _median)
+
+
+SCENARIOS = [
+    Scenario(stage=stage, sensors=n, days=365, setup=_series, run=run, floor="io", warmup=False,
+             note=f"bottleneck move_median, window {WINDOW}, every (sensor, time) variable, dask threads")
+    for n in (1_000, 10_000)
+    for stage, run in (("rolling_median", _rolling_median), ("robust_floor", _robust))
+]
