@@ -15,3 +15,16 @@ def test_centred_rolling_median_and_mad_match_a_loop():
     dev = np.abs(x - _median(x))
     ref_mad = np.stack([[np.median(row[t - half + 1: t + half + 1]) for t in range(x.shape[-1] - half)] for row in dev])
     np.testing.assert_allclose(_median_mad(x)[:, inner], ref_mad[:, inner])
+
+
+def test_short_robust_floor_is_a_centred_nine_step_median_and_mad():
+    from benchmarks.bench_floors import SHORT, _median_mad_short
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 200))
+    h = SHORT // 2
+    med = np.stack([[np.median(row[t - h: t + h + 1]) for t in range(h, x.shape[-1] - h)] for row in x])
+    dev = np.abs(x[:, h:-h] - med)
+    got = _median_mad_short(x)[:, 2 * h: -2 * h]
+    ref = np.stack([[np.median(row[t - h: t + h + 1]) for t in range(h, dev.shape[-1] - h)] for row in dev])
+    np.testing.assert_allclose(got, ref)
