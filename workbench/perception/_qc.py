@@ -11,7 +11,7 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 from workbench.perception._lone import ramp_runs, short_spikes
-from workbench.perception._qcnb import others_mean, spike_mask, stands_out
+from workbench.perception._qcnb import median_residual, others_mean, spike_mask, stands_out
 
 __all__ = ["glog", "flags_block"]
 
@@ -67,11 +67,16 @@ def _local_z(d: np.ndarray, window: int, floor: float, transform: str = "linear"
     """
     with np.errstate(all="ignore"):
         sigma = K.diff_sigma(d) if sigma is None else sigma  # the row's Δ² noise (given when known)
-        r = K.centered_median(d, window)
-        np.subtract(d, r, out=r)
+        den = np.fmax(sigma, floor)
+        r = median_residual(d, window, None if transform == "log" else den)  # one numba pass
+        if r is None:
+            r = K.centered_median(d, window)
+            np.subtract(d, r, out=r)
+        elif transform != "log":
+            return r
         if transform == "log":  # _relative, in place
             np.expm1(r, out=r)
-        r /= np.fmax(sigma, floor)
+        r /= den
         return r
 
 

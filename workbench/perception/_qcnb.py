@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from workbench.perception import _kernels as K
+
 __all__ = ["others_mean", "spike_mask", "stands_out"]
 
 
@@ -111,3 +113,168 @@ def stands_out(v: np.ndarray, n_others: np.ndarray, n_min: int) -> np.ndarray:
     """``|v|`` larger than the mean ``|v|`` of the zone's other rows (or fewer than ``n_min``
     zone-mates, or none with a value)."""
     return _stands_out(np.ascontiguousarray(v, dtype=np.float64), n_others, int(n_min))
+
+
+def _middle_pair_network(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Comparators ``(a, b, mode)`` of :func:`K._sorting_network` for ``n`` values, pruned to
+    those that place the two middle values (ranks ``n // 2 - 1`` and ``n // 2``): ``mode`` 0
+    keeps min and max, 1 only the min (wire ``a``), 2 only the max (wire ``b``)."""
+    pa, pb = K._sorting_network(n)
+    need = {n // 2 - 1, n // 2}
+    keep = []
+    for a, b in zip(pa[::-1].tolist(), pb[::-1].tolist()):
+        lo, hi = a in need, b in need
+        if lo or hi:
+            keep.append((a, b, 0 if lo and hi else (1 if lo else 2)))
+            need |= {a, b}
+    keep.reverse()
+    return tuple(np.array([k[j] for k in keep], dtype=np.int64) for j in range(3))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mid8(a0, a1, a2, a3, a4, a5, a6, a7):  # pragma: no cover - compiled
+    # the 4th and 5th smallest of 8 values: _middle_pair_network(8), unrolled
+    a0, a1 = min(a0, a1), max(a0, a1)
+    a2, a3 = min(a2, a3), max(a2, a3)
+    a4, a5 = min(a4, a5), max(a4, a5)
+    a6, a7 = min(a6, a7), max(a6, a7)
+    a0, a2 = min(a0, a2), max(a0, a2)
+    a1, a3 = min(a1, a3), max(a1, a3)
+    a4, a6 = min(a4, a6), max(a4, a6)
+    a5, a7 = min(a5, a7), max(a5, a7)
+    a1, a2 = min(a1, a2), max(a1, a2)
+    a5, a6 = min(a5, a6), max(a5, a6)
+    a4 = max(a0, a4)
+    a5 = max(a1, a5)
+    a2 = min(a2, a6)
+    a3 = min(a3, a7)
+    a4 = max(a2, a4)
+    a3 = min(a3, a5)
+    return min(a3, a4), max(a3, a4)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairs9(b, r, o, dv, scaled):  # pragma: no cover - compiled
+    # o = r minus the median of 9 (b: r's window buffer, 4 steps of pad each side and one more
+    # +inf), by pairs of steps: the 8 values they share through _mid8, each extra one clamped
+    n = r.shape[0]
+    for p in range(n // 2):
+        t = 2 * p
+        lo, hi = _mid8(b[t + 1], b[t + 2], b[t + 3], b[t + 4], b[t + 5], b[t + 6], b[t + 7], b[t + 8])
+        o[t] = r[t] - min(max(b[t], lo), hi)
+        o[t + 1] = r[t + 1] - min(max(b[t + 9], lo), hi)
+    if n % 2:
+        t = n - 1
+        lo, hi = _mid8(b[t + 1], b[t + 2], b[t + 3], b[t + 4], b[t + 5], b[t + 6], b[t + 7], b[t + 8])
+        o[t] = r[t] - min(max(b[t], lo), hi)
+    if scaled:
+        for t in range(n):
+            o[t] /= dv
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den):  # pragma: no cover - compiled
+    # x minus its centred moving median over w = 2*half+1 steps (values of K._small_median),
+    # divided by den[i] when den is given (len > 0). Tiles of T steps whose windows are all full
+    # take pairs of steps t, t+1: their 2*half common values go through a selection network
+    # for the two middle ones (qa, qb, qm), and each median is the extra value clamped between
+    # them (the median of 2h+1 values is the h-th order statistic); other tiles sort each
+    # window (pa, pb) like K._small_median. NaN -> +inf in the buffer, so missing values sort last.
+    n_s, n_t = x.shape
+    w = 2 * half + 1
+    h2 = 2 * half
+    T = 256
+    out = np.empty((n_s, n_t))
+    buf = np.empty(n_t + 2 * half + 1)
+    fin = np.zeros(n_t + 2 * half + 1, dtype=np.int64)
+    S = np.empty((w, T))
+    P = np.empty((h2, T // 2))
+    n_c = pa.shape[0]
+    n_q = qa.shape[0]
+    scaled = den.shape[0] > 0
+    for i in range(n_s):
+        for t in range(half):
+            buf[t] = np.inf
+            buf[n_t + half + t] = np.inf
+        buf[n_t + 2 * half] = np.inf
+        row = x[i]
+        dv = den[i] if scaled else 1.0  # x / 1.0 is x
+        for t in range(n_t):
+            v = row[t]
+            buf[t + half] = np.inf if np.isnan(v) else v
+        acc = 0
+        for t in range(n_t + 2 * half):
+            acc += buf[t] < np.inf
+            fin[t + 1] = acc
+        for t0 in range(0, n_t, T):
+            L = min(T, n_t - t0)
+            if fin[t0 + L + w - 1] - fin[t0] == L + w - 1 and half == 4:  # every window full, w = 9
+                _pairs9(buf[t0:t0 + L + 10], row[t0:t0 + L], out[i, t0:t0 + L], dv, scaled)
+            elif fin[t0 + L + w - 1] - fin[t0] == L + w - 1:  # every window of the tile is full
+                n_p = (L + 1) // 2
+                for k in range(h2):
+                    for p in range(n_p):
+                        P[k, p] = buf[t0 + 2 * p + 1 + k]
+                for c in range(n_q):
+                    a = qa[c]
+                    b = qb[c]
+                    m = qm[c]
+                    if m == 0:
+                        for p in range(n_p):
+                            u = P[a, p]
+                            v = P[b, p]
+                            P[a, p] = min(u, v)
+                            P[b, p] = max(u, v)
+                    elif m == 1:
+                        for p in range(n_p):
+                            P[a, p] = min(P[a, p], P[b, p])
+                    else:
+                        for p in range(n_p):
+                            P[b, p] = max(P[a, p], P[b, p])
+                for p in range(n_p):
+                    lo = P[half - 1, p]
+                    hi = P[half, p]
+                    t = t0 + 2 * p
+                    S[0, 2 * p] = min(max(buf[t], lo), hi)
+                    S[0, 2 * p + 1] = min(max(buf[t + w], lo), hi)
+                for j in range(L):
+                    out[i, t0 + j] = (row[t0 + j] - S[0, j]) / dv
+            else:
+                for k in range(w):
+                    for j in range(L):
+                        S[k, j] = buf[t0 + j + k]
+                for c in range(n_c):
+                    a = pa[c]
+                    b = pb[c]
+                    for j in range(L):
+                        u = S[a, j]
+                        v = S[b, j]
+                        S[a, j] = min(u, v)
+                        S[b, j] = max(u, v)
+                for j in range(L):
+                    t = t0 + j
+                    m = fin[t + w] - fin[t]
+                    if m < mc:
+                        med = np.nan
+                    elif m % 2:
+                        med = S[m // 2, j]
+                    else:
+                        med = 0.5 * (S[m // 2 - 1, j] + S[m // 2, j])
+                    out[i, t] = (row[t] - med) / dv
+    return out
+
+
+def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None) -> np.ndarray | None:
+    """``x`` minus its centred moving median (the values of ``x - K.centered_median(x, window)``),
+    over ``den`` per row when given; ``None`` where that kernel would not take the small-window
+    path (the caller falls back)."""
+    n = x.shape[-1]
+    if x.ndim != 2 or n == 0:
+        return None
+    window = min(int(window), n if n % 2 else n - 1) | 1
+    if window > 15 or window < 3:
+        return None
+    half = window // 2
+    d = np.empty(0) if den is None else np.ascontiguousarray(np.ravel(den), dtype=np.float64)
+    return _median_residual(np.ascontiguousarray(x, dtype=np.float64), half, min(half + 1, window),
+                            *K._sorting_network(window), *_middle_pair_network(2 * half), d)
