@@ -11,7 +11,7 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 from workbench.perception._lone import ramp_runs, short_spikes
-from workbench.perception._qcnb import median_residual, others_mean, spike_mask, stands_out
+from workbench.perception._qcnb import buddy_diff, mask_and_range, median_residual, spike_bits, stands_out
 
 __all__ = ["glog", "flags_block"]
 
@@ -118,9 +118,9 @@ def _drift_departure(d: np.ndarray, usable: np.ndarray, window: int) -> np.ndarr
     return smooth
 
 
-def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray, *, n_min: int, spike_z: float,
-            spike_own_z: float, window: int, floor: float, transform: str) -> np.ndarray:
-    """The spike test: the reading against the inverse-noise-weighted mean of its zone-mates
+def _spikes(bits: np.ndarray, y: np.ndarray, d: np.ndarray, n_others: np.ndarray, *, n_min: int, spike_z: float,
+            spike_own_z: float, window: int, floor: float, transform: str) -> None:
+    """The spike test, into ``bits`` (in place): the reading against the inverse-noise-weighted mean of its zone-mates
     (``z_zone``), confirmed on its own series (``z_own``, same sign), standing out in the zone
     (``|z_own|`` above the mates' mean) and not shared (the mates' own ``z`` of that sign
     averages below ``spike_own_z / 2``). A sensor with fewer than ``n_min`` zone-mates reporting
@@ -129,12 +129,11 @@ def _spikes(y: np.ndarray, d: np.ndarray, has: np.ndarray, n_others: np.ndarray,
     mates are tested against the other zones (:func:`_lone_flags`)."""
     sigma_y = K.diff_sigma(y)
     w = 1.0 / np.fmax(_own_noise(y, d, sigma_y), floor * floor)
-    buddy, _ = others_mean(y, w)
-    dw = np.where(has, y - buddy, y)
-    del buddy
+    dw, _ = buddy_diff(y, n_min, w)
     z_zone = _local_z(dw, window, floor, transform)
+    del dw
     z_own = _local_z(y, window, floor, transform, sigma_y)
-    return spike_mask(z_zone, z_own, n_others, n_min, spike_z, spike_own_z)
+    spike_bits(bits, z_zone, z_own, n_others, n_min, spike_z, spike_own_z, K.SPIKE)
 
 
 def _lone_flags(y: np.ndarray, bits: np.ndarray, ref: np.ndarray, *, spike_z: float | None, spike_own_z: float | None,
@@ -170,29 +169,21 @@ def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, 
                 ref: np.ndarray | None = None, lone_spike_steps: int = 0, lone_drift_ramp: float = 0.0,
                 lone_spike_up: bool = False, lone_spike_gain: float = 1.0) -> np.ndarray:
     bits = K.run_flags(x, gap_steps=gap, flat_min=fmin, flat_max=fmax, alpha=alpha)
-    y = glog(x, transform)
-    y[(bits & (K.GAP | K.FLATLINE)) != 0] = np.nan
+    y = mask_and_range(x, glog(x, transform), bits, K.GAP | K.FLATLINE, valid_min, valid_max, K.OUT_OF_RANGE)
     if y.shape[-1]:
         with np.errstate(all="ignore"):
             y -= K.row_median(y)
     if ref is not None:  # too few mates: the neighbouring zones instead (the buddy tests cannot fire)
-        with np.errstate(invalid="ignore"):
-            bits |= np.where((x < valid_min) | (x > valid_max), np.uint8(K.OUT_OF_RANGE), np.uint8(0))
         return bits | _lone_flags(y, bits, ref, spike_z=spike_z, spike_own_z=spike_own_z, window=window, floor=floor,
                                   transform=transform, drift_fraction=drift_fraction, drift_window=drift_window,
                                   drift_min=drift_min, drift_spread=drift_spread, steps=lone_spike_steps,
                                   ramp=lone_drift_ramp, up_only=lone_spike_up, gain=lone_spike_gain)
-    buddy, n_others = others_mean(y)
+    d, n_others = buddy_diff(y, n_min)  # the zone's common signal (rhythm, weather, events) cancels
     has = n_others >= n_min
-    d = np.where(has, y - buddy, y)  # the zone's common signal (rhythm, weather, events) cancels
-    del buddy
     with np.errstate(invalid="ignore"):
         if spike_z:
-            spike = _spikes(y, d, has, n_others, n_min=n_min, spike_z=spike_z, spike_own_z=spike_own_z or 0.0,
-                            window=window, floor=floor, transform=transform)
-            bits |= np.where(spike, np.uint8(K.SPIKE), np.uint8(0))
-            del spike
-        bits |= np.where((x < valid_min) | (x > valid_max), np.uint8(K.OUT_OF_RANGE), np.uint8(0))
+            _spikes(bits, y, d, n_others, n_min=n_min, spike_z=spike_z, spike_own_z=spike_own_z or 0.0,
+                    window=window, floor=floor, transform=transform)
         if drift_fraction:
             smooth = _drift_departure(d, ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & has, drift_window)
             lim = drift_fraction

@@ -278,3 +278,98 @@ def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None) -
     d = np.empty(0) if den is None else np.ascontiguousarray(np.ravel(den), dtype=np.float64)
     return _median_residual(np.ascontiguousarray(x, dtype=np.float64), half, min(half + 1, window),
                             *K._sorting_network(window), *_middle_pair_network(2 * half), d)
+
+
+@numba.njit(cache=True, nogil=True)
+def _buddy_diff(v, w, n_min, want_cnt):  # pragma: no cover - compiled
+    n, n_t = v.shape
+    d = np.empty((n, n_t))
+    cnt = np.empty((n if want_cnt else 0, n_t if want_cnt else 0), dtype=np.int32)
+    for t in range(n_t):
+        s = 0.0
+        sw = 0.0
+        c = 0
+        for i in range(n):
+            x = v[i, t]
+            if not np.isnan(x):
+                s += w[i] * x
+                sw += w[i]
+                c += 1
+        for i in range(n):
+            x = v[i, t]
+            so, swo, co = s, sw, c
+            if not np.isnan(x):
+                so = s - w[i] * x
+                swo = sw - w[i]
+                co = c - 1
+            if want_cnt:
+                cnt[i, t] = co
+            if co >= n_min:
+                d[i, t] = x - (so / swo if co > 0 and swo > 0 else np.nan)
+            else:
+                d[i, t] = x
+    return d, cnt
+
+
+def buddy_diff(v: np.ndarray, n_min: int, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``v`` less the (``w``-weighted) mean of the other rows where at least ``n_min`` others
+    report, else ``v`` (the values of ``np.where(cnt >= n_min, v - others_mean(v, w)[0], v)``),
+    and that count (int32; only without ``w``: a weighted call's count is the same)."""
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    wt = np.ones(v.shape[0]) if w is None else np.ascontiguousarray(np.ravel(w), dtype=np.float64)
+    d, cnt = _buddy_diff(v, wt, int(n_min), w is None)
+    return d, (cnt if w is None else None)
+
+
+@numba.njit(cache=True, nogil=True)
+def _spike_bits(z_zone, z_own, n_others, n_min, spike_z, own_z, bits, bit):  # pragma: no cover - compiled
+    n, n_t = z_zone.shape
+    for t in range(n_t):
+        sa = 0.0
+        so = 0.0
+        co = 0
+        for i in range(n):
+            b = z_own[i, t]
+            if not np.isnan(b):
+                sa += abs(b)
+                so += b
+                co += 1
+        for i in range(n):
+            a = z_zone[i, t]
+            b = z_own[i, t]
+            if not (abs(a) >= spike_z and abs(b) >= own_z and np.sign(a) == np.sign(b)):
+                continue
+            if n_others[i, t] < n_min:
+                continue
+            if co > 1 and not abs(b) > (sa - abs(b)) / (co - 1):
+                continue
+            if co > 1 and ((so - b) / (co - 1)) * np.sign(a) >= 0.5 * own_z:
+                continue
+            bits[i, t] |= bit
+
+
+def spike_bits(bits: np.ndarray, z_zone: np.ndarray, z_own: np.ndarray, n_others: np.ndarray, n_min: int,
+               spike_z: float, own_z: float, bit: int) -> None:
+    """In place: ``bits |= bit`` where :func:`spike_mask` holds."""
+    _spike_bits(np.ascontiguousarray(z_zone), np.ascontiguousarray(z_own), n_others, int(n_min), float(spike_z),
+                float(own_z), bits, np.uint8(bit))
+
+
+@numba.njit(cache=True, nogil=True)
+def _mask_range(x, y, bits, mask, lo, hi, bit):  # pragma: no cover - compiled
+    n, n_t = x.shape
+    for i in range(n):
+        for t in range(n_t):
+            b = bits[i, t]
+            if b & mask:
+                y[i, t] = np.nan
+            v = x[i, t]
+            if v < lo or v > hi:
+                bits[i, t] = b | bit
+    return y
+
+
+def mask_and_range(x: np.ndarray, y: np.ndarray, bits: np.ndarray, mask: int, lo: float, hi: float, bit: int) -> np.ndarray:
+    """In place, one pass: ``y`` NaN where ``bits & mask``; ``bits |= bit`` where ``x`` is
+    outside ``[lo, hi]`` (NaN is not); returns ``y``."""
+    return _mask_range(x, y, bits, np.uint8(mask), float(lo), float(hi), np.uint8(bit))
