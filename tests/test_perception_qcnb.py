@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workbench.perception import _kernels as K
-from workbench.perception._qcnb import _middle_pair_network, median_residual
+from workbench.perception._qcnb import _middle_pair_network, buddy_diff, mask_and_range, median_residual, spike_bits
 
 
 @pytest.mark.parametrize("n", [2, 4, 6, 8, 10, 14])
@@ -44,3 +44,128 @@ def test_median_residual_is_x_minus_the_centred_median(window, n_t, nan_share):
 def test_median_residual_declines_windows_it_does_not_take():
     x = np.zeros((2, 50))
     assert median_residual(x, 31) is None and median_residual(x, 1) is None and median_residual(x[:, :0], 9) is None
+
+
+# -- the compositions the fused kernels replace (the kernels of earlier sessions, in plain Python) --
+
+def _others_mean(v, w):
+    n, n_t = v.shape
+    mean, cnt = np.empty((n, n_t)), np.empty((n, n_t), dtype=np.int32)
+    for t in range(n_t):
+        s = sw = 0.0
+        c = 0
+        for i in range(n):
+            if not np.isnan(v[i, t]):
+                s += w[i] * v[i, t]
+                sw += w[i]
+                c += 1
+        for i in range(n):
+            so, swo, co = s, sw, c
+            if not np.isnan(v[i, t]):
+                so, swo, co = s - w[i] * v[i, t], sw - w[i], c - 1
+            cnt[i, t] = co
+            mean[i, t] = so / swo if co > 0 and swo > 0 else np.nan
+    return mean, cnt
+
+
+def _spike_mask(z_zone, z_own, n_others, n_min, spike_z, own_z):
+    n, n_t = z_zone.shape
+    out = np.zeros((n, n_t), dtype=bool)
+    for t in range(n_t):
+        ok = ~np.isnan(z_own[:, t])
+        sa, so, co = 0.0, 0.0, 0
+        for i in np.flatnonzero(ok):
+            sa += abs(z_own[i, t])
+            so += z_own[i, t]
+            co += 1
+        for i in range(n):
+            a, b = z_zone[i, t], z_own[i, t]
+            if not (abs(a) >= spike_z and abs(b) >= own_z and np.sign(a) == np.sign(b)) or n_others[i, t] < n_min:
+                continue
+            if co > 1 and not abs(b) > (sa - abs(b)) / (co - 1):
+                continue
+            if co > 1 and ((so - b) / (co - 1)) * np.sign(a) >= 0.5 * own_z:
+                continue
+            out[i, t] = True
+    return out
+
+
+def _stands_out(v, n_others, n_min):
+    n, n_t = v.shape
+    out = np.zeros((n, n_t), dtype=bool)
+    for t in range(n_t):
+        s, c = 0.0, 0
+        for i in range(n):
+            if not np.isnan(v[i, t]):
+                s += abs(v[i, t])
+                c += 1
+        for i in range(n):
+            a = abs(v[i, t])
+            others = c - (0 if np.isnan(a) else 1)
+            out[i, t] = n_others[i, t] < n_min or others == 0 or a > (s - (0.0 if np.isnan(a) else a)) / max(others, 1)
+    return out
+
+
+def _zone(n=5, n_t=400, seed=0, nan_share=0.05):
+    rng = np.random.default_rng(seed)
+    y = 0.3 * np.sin(np.arange(n_t) / 20.0)[None] + 0.05 * rng.standard_normal((n, n_t))
+    y[rng.random(y.shape) < nan_share] = np.nan
+    y[0, 100:103] += 1.5  # a spike
+    y[1, 200:] += np.linspace(0, 0.5, n_t - 200)  # a drift
+    y[2, :30] = np.nan  # a sensor missing for a while: fewer mates there
+    return y
+
+
+@pytest.mark.parametrize("n_min", [1, 2, 4])
+def test_buddy_diff_is_the_difference_to_the_others_mean(n_min):
+    y = _zone(seed=n_min)
+    w = np.array([1.0, 2.0, 0.5, 3.0, 1.5])
+    for wt in (None, w):
+        d, cnt = buddy_diff(y, n_min, wt)
+        mean, c = _others_mean(y, np.ones(5) if wt is None else w)
+        np.testing.assert_array_equal(d, np.where(c >= n_min, y - mean, y))
+        if wt is None:
+            np.testing.assert_array_equal(cnt, c)
+
+
+def test_spike_bits_set_the_spike_mask_and_keep_other_bits():
+    rng = np.random.default_rng(3)
+    z_zone, z_own = 4 * rng.standard_normal((6, 300)), 3 * rng.standard_normal((6, 300))
+    z_own[rng.random(z_own.shape) < 0.1] = np.nan
+    cnt = rng.integers(0, 6, (6, 300)).astype(np.int32)
+    bits = rng.integers(0, 256, (6, 300)).astype(np.uint8) & np.uint8(~8 & 0xFF)
+    before = bits.copy()
+    spike_bits(bits, z_zone, z_own, cnt, 2, 6.0, 3.5, 8)
+    mask = _spike_mask(z_zone, z_own, cnt, 2, 6.0, 3.5)
+    assert mask.any()
+    np.testing.assert_array_equal(bits, before | np.where(mask, np.uint8(8), np.uint8(0)))
+
+
+def test_mask_and_range_masks_gap_bits_and_marks_out_of_range():
+    x = np.array([[1.0, 5.0, np.nan, -2.0, 3.0]])
+    y = x * 10
+    bits = np.array([[2, 0, 3, 4, 0]], dtype=np.uint8)
+    out = mask_and_range(x, y, bits, 2 | 4, 0.0, 4.0, 16)
+    assert out is y
+    np.testing.assert_array_equal(y, [[np.nan, 50.0, np.nan, np.nan, 30.0]])
+    np.testing.assert_array_equal(bits, [[2, 16, 3, 4 | 16, 0]])
+
+
+@pytest.mark.parametrize("window,n_t", [(96, 2000), (96, 2001), (24, 500), (8, 300)])
+def test_zone_drift_equals_the_step_level_composition(window, n_t):
+    from workbench.perception._qc import _drift_departure, _wander, _zone_drift
+
+    y = _zone(n_t=n_t, seed=window)
+    d, cnt = buddy_diff(y, 2)
+    rng = np.random.default_rng(1)
+    bits = np.where(rng.random(y.shape) < 0.02, np.uint8(8), np.uint8(0))
+    kw = dict(n_min=2, fraction=0.06, window=window, min_len=window // 4, spread=4.0)
+    new = bits.copy()
+    _zone_drift(new, d, cnt, **kw)
+    # the step-level composition of earlier sessions
+    smooth = _drift_departure(d, ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & (cnt >= 2), window)
+    lim = max(0.06, 4.0 * _wander(smooth, window)) if n_t > window else 0.06
+    far = (np.abs(smooth) >= lim) & _stands_out(smooth, cnt, 2) & (cnt >= 2)
+    old = bits | np.where(K.long_runs(far, window // 4), np.uint8(K.DRIFT), np.uint8(0))
+    assert (old & K.DRIFT).any()
+    np.testing.assert_array_equal(new, old)

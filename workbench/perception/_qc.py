@@ -11,7 +11,7 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 from workbench.perception._lone import ramp_runs, short_spikes
-from workbench.perception._qcnb import buddy_diff, mask_and_range, median_residual, spike_bits, stands_out
+from workbench.perception._qcnb import buddy_diff, drift_bits, mask_and_range, median_residual, spike_bits, usable_summary
 
 __all__ = ["glog", "flags_block"]
 
@@ -95,18 +95,23 @@ def _drift_smooth(d: np.ndarray, window: int) -> np.ndarray:
     return np.repeat(sm, b, axis=1)[:, :n_t]
 
 
-def _row_wander(smooth: np.ndarray, lag: int) -> np.ndarray:
+def _row_wander(smooth: np.ndarray, lag: int, b: int = 1, n_t: int | None = None) -> np.ndarray:
     """Each row's robust spread of ``smooth(t) − smooth(t − lag)``, over √2 (a drift that ramps
-    for days moves a few of these steps; a noisy series moves all of them)."""
+    for days moves a few of these steps; a noisy series moves all of them). ``smooth`` may hold
+    blocks of ``b`` of the ``n_t`` steps (step ``t`` is block ``t // b``)."""
     with np.errstate(all="ignore"):
-        s = K._stride(smooth.shape[-1] - lag)  # row_mad's strided subsample, differenced (same values)
-        return K.row_mad(smooth[:, lag::s] - smooth[:, :-lag:s]) / np.sqrt(2.0)
+        if b == 1:
+            s = K._stride(smooth.shape[-1] - lag)  # row_mad's strided subsample, differenced (same values)
+            return K.row_mad(smooth[:, lag::s] - smooth[:, :-lag:s]) / np.sqrt(2.0)
+        s = K._stride(n_t - lag)
+        t = np.arange(0, n_t - lag, s)
+        return K.row_mad(smooth[:, (t + lag) // b] - smooth[:, t // b]) / np.sqrt(2.0)
 
 
-def _wander(smooth: np.ndarray, lag: int) -> float:
+def _wander(smooth: np.ndarray, lag: int, b: int = 1, n_t: int | None = None) -> float:
     """How far the zone's smoothed buddy differences wander by themselves: the median over its
     sensors of :func:`_row_wander`."""
-    return float(np.nan_to_num(bn.nanmedian(_row_wander(smooth, lag))))
+    return float(np.nan_to_num(bn.nanmedian(_row_wander(smooth, lag, b, n_t))))
 
 
 def _drift_departure(d: np.ndarray, usable: np.ndarray, window: int) -> np.ndarray:
@@ -179,19 +184,36 @@ def _zone_flags(x: np.ndarray, *, gap: int, fmin: int, fmax: int, alpha: float, 
                                   drift_min=drift_min, drift_spread=drift_spread, steps=lone_spike_steps,
                                   ramp=lone_drift_ramp, up_only=lone_spike_up, gain=lone_spike_gain)
     d, n_others = buddy_diff(y, n_min)  # the zone's common signal (rhythm, weather, events) cancels
-    has = n_others >= n_min
     with np.errstate(invalid="ignore"):
         if spike_z:
             _spikes(bits, y, d, n_others, n_min=n_min, spike_z=spike_z, spike_own_z=spike_own_z or 0.0,
                     window=window, floor=floor, transform=transform)
         if drift_fraction:
-            smooth = _drift_departure(d, ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & has, drift_window)
-            lim = drift_fraction
-            if drift_spread and smooth.shape[-1] > drift_window:
-                lim = max(drift_fraction, drift_spread * _wander(smooth, drift_window))
-            far = (np.abs(smooth) >= lim) & stands_out(smooth, n_others, n_min) & has
-            bits |= np.where(K.long_runs(far, drift_min), np.uint8(K.DRIFT), np.uint8(0))
+            _zone_drift(bits, d, n_others, n_min=n_min, fraction=drift_fraction, window=drift_window, min_len=drift_min,
+                        spread=drift_spread)
     return bits
+
+
+def _zone_drift(bits: np.ndarray, d: np.ndarray, n_others: np.ndarray, *, n_min: int, fraction: float, window: int,
+                min_len: int, spread: float) -> None:
+    """The drift test of a zone, into ``bits`` (in place): the smoothed buddy difference
+    (:func:`_drift_departure` of the usable readings: no spike or out-of-range bit, ``n_min``
+    mates) departs by ``fraction`` (or ``spread`` × :func:`_wander`) and stands out in the zone
+    for ``min_len`` steps. Kept at block level (``window // 24`` steps) until the last pass."""
+    n_t = d.shape[-1]
+    b = max(1, window // 24)
+    if b == 1 or -(-n_t // b) < 2:  # on the steps (short series): _drift_smooth's own path
+        smooth = _drift_departure(d, ((bits & (K.SPIKE | K.OUT_OF_RANGE)) == 0) & (n_others >= n_min), window)
+        b = 1
+    else:
+        blocks, med = usable_summary(d, bits, K.SPIKE | K.OUT_OF_RANGE, n_others, n_min, b)
+        w = max(1, window // b)
+        smooth = K.centered_median(blocks, w, min_count=max(1, w // 4))
+        smooth -= med
+    lim = fraction
+    if spread and n_t > window:
+        lim = max(fraction, spread * _wander(smooth, window, b, n_t))
+    drift_bits(bits, smooth, b, n_others, n_min, lim, min_len, K.DRIFT)
 
 
 def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = None, lone_codes: np.ndarray | None = None,

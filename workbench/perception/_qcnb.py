@@ -1,8 +1,9 @@
 """Numba kernels of the flag tests (:mod:`workbench.perception._qc`): one pass per zone block.
 
 Each takes C-ordered float64 rows (a zone's sensors × time steps), runs without the GIL and
-never modifies its input. The zone-mate kernels walk the time axis once and keep a zone's
-few rows in cache: no ``(sensor, time)`` temporaries besides their outputs.
+modifies nothing but the flag bits it sets (``bits |= ...``, in place) or the array it fills.
+Each replaces a composition of :mod:`workbench.perception._kernels` and numpy calls with the same
+values in one pass: no ``(sensor, time)`` temporaries besides their outputs.
 """
 
 from __future__ import annotations
@@ -12,107 +13,7 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 
-__all__ = ["others_mean", "spike_mask", "stands_out"]
-
-
-@numba.njit(cache=True, nogil=True)
-def _others_mean(v, w):  # pragma: no cover - compiled
-    n, n_t = v.shape
-    mean = np.empty((n, n_t))
-    cnt = np.empty((n, n_t), dtype=np.int32)
-    for t in range(n_t):
-        s = 0.0
-        sw = 0.0
-        c = 0
-        for i in range(n):
-            x = v[i, t]
-            if not np.isnan(x):
-                s += w[i] * x
-                sw += w[i]
-                c += 1
-        for i in range(n):
-            x = v[i, t]
-            so, swo, co = s, sw, c
-            if not np.isnan(x):
-                so = s - w[i] * x
-                swo = sw - w[i]
-                co = c - 1
-            cnt[i, t] = co
-            mean[i, t] = so / swo if co > 0 and swo > 0 else np.nan
-    return mean, cnt
-
-
-def others_mean(v: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of the *other* rows at each step (NaN-aware, weighted by ``w`` per row) and how many
-    other rows report there (int32)."""
-    v = np.ascontiguousarray(v, dtype=np.float64)
-    w = np.ones(v.shape[0]) if w is None else np.ascontiguousarray(np.ravel(w), dtype=np.float64)
-    return _others_mean(v, w)
-
-
-@numba.njit(cache=True, nogil=True)
-def _spike_mask(z_zone, z_own, n_others, n_min, spike_z, own_z):  # pragma: no cover - compiled
-    n, n_t = z_zone.shape
-    out = np.zeros((n, n_t), dtype=np.bool_)
-    for t in range(n_t):
-        sa = 0.0  # Σ |z_own| and Σ z_own over the rows that have them
-        so = 0.0
-        co = 0
-        for i in range(n):
-            b = z_own[i, t]
-            if not np.isnan(b):
-                sa += abs(b)
-                so += b
-                co += 1
-        for i in range(n):
-            a = z_zone[i, t]
-            b = z_own[i, t]
-            if not (abs(a) >= spike_z and abs(b) >= own_z and np.sign(a) == np.sign(b)):
-                continue
-            if n_others[i, t] < n_min:  # too few zone-mates report: no test
-                continue
-            # stands out: |z_own| above the others' mean |z_own| (the mates' z_zone mirror a spike)
-            if co > 1 and not abs(b) > (sa - abs(b)) / (co - 1):
-                continue
-            # not shared: the others' mean own z, in the spike's direction, below own_z / 2
-            if co > 1 and ((so - b) / (co - 1)) * np.sign(a) >= 0.5 * own_z:
-                continue
-            out[i, t] = True
-    return out
-
-
-def spike_mask(z_zone: np.ndarray, z_own: np.ndarray, n_others: np.ndarray, n_min: int, spike_z: float,
-               own_z: float) -> np.ndarray:
-    """Readings with ``|z_zone| ≥ spike_z`` and ``|z_own| ≥ own_z`` of one sign that stand out
-    in the zone (``|z_own|`` above the other rows' mean) and are not shared (the other rows'
-    mean ``z_own`` in that direction below ``own_z / 2``), where at least ``n_min`` zone-mates
-    report."""
-    return _spike_mask(np.ascontiguousarray(z_zone), np.ascontiguousarray(z_own), n_others, int(n_min),
-                       float(spike_z), float(own_z))
-
-
-@numba.njit(cache=True, nogil=True)
-def _stands_out(v, n_others, n_min):  # pragma: no cover - compiled
-    n, n_t = v.shape
-    out = np.zeros((n, n_t), dtype=np.bool_)
-    for t in range(n_t):
-        s = 0.0
-        c = 0
-        for i in range(n):
-            if not np.isnan(v[i, t]):
-                s += abs(v[i, t])
-                c += 1
-        for i in range(n):
-            a = abs(v[i, t])
-            others = c - (0 if np.isnan(a) else 1)
-            out[i, t] = n_others[i, t] < n_min or others == 0 or a > (s - (0.0 if np.isnan(a) else a)) / max(others, 1)
-    return out
-
-
-def stands_out(v: np.ndarray, n_others: np.ndarray, n_min: int) -> np.ndarray:
-    """``|v|`` larger than the mean ``|v|`` of the zone's other rows (or fewer than ``n_min``
-    zone-mates, or none with a value)."""
-    return _stands_out(np.ascontiguousarray(v, dtype=np.float64), n_others, int(n_min))
+__all__ = ["median_residual", "buddy_diff", "spike_bits", "mask_and_range", "usable_summary", "drift_bits"]
 
 
 def _middle_pair_network(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -313,7 +214,7 @@ def _buddy_diff(v, w, n_min, want_cnt):  # pragma: no cover - compiled
 
 def buddy_diff(v: np.ndarray, n_min: int, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``v`` less the (``w``-weighted) mean of the other rows where at least ``n_min`` others
-    report, else ``v`` (the values of ``np.where(cnt >= n_min, v - others_mean(v, w)[0], v)``),
+    report, else ``v`` (NaN-aware; the weighted mean is ``Σ w x / Σ w`` over the others),
     and that count (int32; only without ``w``: a weighted call's count is the same)."""
     v = np.ascontiguousarray(v, dtype=np.float64)
     wt = np.ones(v.shape[0]) if w is None else np.ascontiguousarray(np.ravel(w), dtype=np.float64)
@@ -350,7 +251,10 @@ def _spike_bits(z_zone, z_own, n_others, n_min, spike_z, own_z, bits, bit):  # p
 
 def spike_bits(bits: np.ndarray, z_zone: np.ndarray, z_own: np.ndarray, n_others: np.ndarray, n_min: int,
                spike_z: float, own_z: float, bit: int) -> None:
-    """In place: ``bits |= bit`` where :func:`spike_mask` holds."""
+    """In place: ``bits |= bit`` where ``|z_zone| ≥ spike_z`` and ``|z_own| ≥ own_z`` of one sign
+    stand out in the zone (``|z_own|`` above the other rows' mean) and are not shared (the other
+    rows' mean ``z_own`` in that direction below ``own_z / 2``), with at least ``n_min`` zone-mates
+    reporting."""
     _spike_bits(np.ascontiguousarray(z_zone), np.ascontiguousarray(z_own), n_others, int(n_min), float(spike_z),
                 float(own_z), bits, np.uint8(bit))
 
@@ -373,3 +277,96 @@ def mask_and_range(x: np.ndarray, y: np.ndarray, bits: np.ndarray, mask: int, lo
     """In place, one pass: ``y`` NaN where ``bits & mask``; ``bits |= bit`` where ``x`` is
     outside ``[lo, hi]`` (NaN is not); returns ``y``."""
     return _mask_range(x, y, bits, np.uint8(mask), float(lo), float(hi), np.uint8(bit))
+
+
+@numba.njit(cache=True, nogil=True)
+def _usable_block_means(d, bits, bad, cnt, n_min, b):  # pragma: no cover - compiled
+    # K._block_means of np.where(usable, d, nan), usable = (bits & bad) == 0 and cnt >= n_min
+    n, n_t = d.shape
+    nb = (n_t + b - 1) // b
+    out = np.empty((n, nb))
+    for i in range(n):
+        for k in range(nb):
+            s = 0.0
+            c = 0
+            for t in range(k * b, min((k + 1) * b, n_t)):
+                v = d[i, t]
+                if not np.isnan(v) and (bits[i, t] & bad) == 0 and cnt[i, t] >= n_min:
+                    s += v
+                    c += 1
+            out[i, k] = s / c if c else np.nan
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _usable_row_median(d, bits, bad, cnt, n_min, stride):  # pragma: no cover - compiled
+    # K._row_median of np.where(usable, d, nan) (the same strided subsample and selection)
+    n_s, n_t = d.shape
+    out = np.full((n_s, 1), np.nan)
+    buf = np.empty((n_t + stride - 1) // stride)
+    tmp = np.empty(buf.shape[0])
+    for i in range(n_s):
+        m = 0
+        for t in range(0, n_t, stride):
+            v = d[i, t]
+            if not np.isnan(v) and (bits[i, t] & bad) == 0 and cnt[i, t] >= n_min:
+                buf[m] = v
+                m += 1
+        if m:
+            out[i, 0] = K._median(buf, m, tmp)
+    return out
+
+
+def usable_summary(d: np.ndarray, bits: np.ndarray, bad: int, cnt: np.ndarray, n_min: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of ``d`` where usable (``bits & bad`` clear and ``cnt >= n_min``; NaN elsewhere): the means
+    of runs of ``b`` steps (:func:`K.block_means`) and each row's median (:func:`K.row_median`),
+    without forming the masked copy."""
+    bad = np.uint8(bad)
+    means = _usable_block_means(d, bits, bad, cnt, int(n_min), int(b))
+    return means, _usable_row_median(d, bits, bad, cnt, int(n_min), K._stride(d.shape[-1]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _drift_bits(smooth, b, cnt, n_min, lim, min_len, bits, bit):  # pragma: no cover - compiled
+    # per step t (block k = t // b): far = |v| >= lim, the zone's stands-out test on v and
+    # cnt >= n_min, v = smooth[i, k]; runs of far at least min_len long get `bit`
+    n, nb = smooth.shape
+    n_t = bits.shape[1]
+    s = np.zeros(nb)
+    c = np.zeros(nb, dtype=np.int64)
+    for i in range(n):
+        for k in range(nb):
+            v = smooth[i, k]
+            if not np.isnan(v):
+                s[k] += abs(v)
+                c[k] += 1
+    far = np.zeros(n_t + 1, dtype=np.bool_)
+    for i in range(n):
+        for t in range(n_t):
+            k = t // b
+            a = abs(smooth[i, k])
+            na = np.isnan(a)
+            others = c[k] - (0 if na else 1)
+            out = cnt[i, t] < n_min or others == 0 or a > (s[k] - (0.0 if na else a)) / max(others, 1)
+            far[t] = a >= lim and out and cnt[i, t] >= n_min
+        t = 0
+        while t < n_t:
+            if far[t]:
+                u = t
+                while far[u]:
+                    u += 1
+                if u - t >= min_len:
+                    for j in range(t, u):
+                        bits[i, j] |= bit
+                t = u
+            else:
+                t += 1
+
+
+def drift_bits(bits: np.ndarray, smooth: np.ndarray, b: int, cnt: np.ndarray, n_min: int, lim: float, min_len: int,
+               bit: int) -> None:
+    """In place: ``bits |= bit`` on runs of at least ``min_len`` steps where ``v`` (``smooth``
+    held over blocks of ``b`` steps) reaches ``lim``, stands out in the zone (``|v|`` above the
+    mean ``|v|`` of the zone's other rows; or no other row has a value) and ``cnt >= n_min``."""
+    _drift_bits(np.ascontiguousarray(smooth, dtype=np.float64), int(b), cnt, int(n_min), float(lim), int(max(1, min_len)),
+                bits, np.uint8(bit))
