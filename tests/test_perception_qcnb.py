@@ -169,3 +169,15 @@ def test_zone_drift_equals_the_step_level_composition(window, n_t):
     old = bits | np.where(K.long_runs(far, window // 4), np.uint8(K.DRIFT), np.uint8(0))
     assert (old & K.DRIFT).any()
     np.testing.assert_array_equal(new, old)
+
+
+def test_median_residual_in_place_gives_the_same_values():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 700))
+    x[rng.random(x.shape) < 0.01] = np.nan
+    ref = median_residual(x, 9, np.full((3, 1), 2.0))
+    y = x.copy()
+    assert median_residual(y, 9, np.full((3, 1), 2.0), inplace=True) is y
+    np.testing.assert_array_equal(y, ref)
+    with pytest.raises(ValueError):
+        median_residual(x[:, ::2], 9, inplace=True)

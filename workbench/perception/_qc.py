@@ -58,8 +58,9 @@ def _relative(r: np.ndarray, transform: str) -> np.ndarray:
 
 
 def _local_z(d: np.ndarray, window: int, floor: float, transform: str = "linear",
-             sigma: np.ndarray | None = None) -> np.ndarray:
-    """Robust z of each reading against a centred moving median of its row (noise from Δ²).
+             sigma: np.ndarray | None = None, inplace: bool = False) -> np.ndarray:
+    """Robust z of each reading against a centred moving median of its row (noise from Δ²);
+    into ``d`` itself with ``inplace`` (its values are then gone).
 
     With ``transform="log"`` the residual is taken back to a relative departure first (the
     noise is multiplicative, ``x (1 + σ ε)``: a spike ``x (1 + kσ)`` is ``k`` of it, where
@@ -68,10 +69,11 @@ def _local_z(d: np.ndarray, window: int, floor: float, transform: str = "linear"
     with np.errstate(all="ignore"):
         sigma = K.diff_sigma(d) if sigma is None else sigma  # the row's Δ² noise (given when known)
         den = np.fmax(sigma, floor)
-        r = median_residual(d, window, None if transform == "log" else den)  # one numba pass
+        r = median_residual(d, window, None if transform == "log" else den, inplace=inplace)  # one numba pass
         if r is None:
             r = K.centered_median(d, window)
-            np.subtract(d, r, out=r)
+            np.subtract(d, r, out=d if inplace else r)
+            r = d if inplace else r
         elif transform != "log":
             return r
         if transform == "log":  # _relative, in place
@@ -125,19 +127,18 @@ def _drift_departure(d: np.ndarray, usable: np.ndarray, window: int) -> np.ndarr
 
 def _spikes(bits: np.ndarray, y: np.ndarray, d: np.ndarray, n_others: np.ndarray, *, n_min: int, spike_z: float,
             spike_own_z: float, window: int, floor: float, transform: str) -> None:
-    """The spike test, into ``bits`` (in place): the reading against the inverse-noise-weighted mean of its zone-mates
-    (``z_zone``), confirmed on its own series (``z_own``, same sign), standing out in the zone
-    (``|z_own|`` above the mates' mean) and not shared (the mates' own ``z`` of that sign
+    """The spike test, into ``bits`` (in place; ``y`` is overwritten): the reading against the
+    inverse-noise-weighted mean of its zone-mates (``z_zone``), confirmed on its own series
+    (``z_own``, same sign), standing out in the zone (``|z_own|`` above the mates' mean) and not shared (the mates' own ``z`` of that sign
     averages below ``spike_own_z / 2``). A sensor with fewer than ``n_min`` zone-mates reporting
     is never a spike here: its own series alone cannot tell a spike from weather (seeds 100-102,
     one sensor per zone: spike precision 0.02-0.25 with own-series tests); zones short of
     mates are tested against the other zones (:func:`_lone_flags`)."""
     sigma_y = K.diff_sigma(y)
     w = 1.0 / np.fmax(_own_noise(y, d, sigma_y), floor * floor)
-    dw, _ = buddy_diff(y, n_min, w)
-    z_zone = _local_z(dw, window, floor, transform)
-    del dw
-    z_own = _local_z(y, window, floor, transform, sigma_y)
+    z_zone, _ = buddy_diff(y, n_min, w)
+    _local_z(z_zone, window, floor, transform, inplace=True)
+    z_own = _local_z(y, window, floor, transform, sigma_y, inplace=True)  # y is not needed after this
     spike_bits(bits, z_zone, z_own, n_others, n_min, spike_z, spike_own_z, K.SPIKE)
 
 
@@ -232,6 +233,8 @@ def flags_block(x: np.ndarray, *, codes: np.ndarray, dup: np.ndarray | None = No
             out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), ref=np.asarray(lone_ref[k], dtype=np.float64), **params)
     for c in np.unique(codes[~alone]):
         rows = np.flatnonzero(codes == c)
+        if rows[-1] - rows[0] + 1 == len(rows):  # the zone's rows are a run (zone-ordered blocks): a view
+            rows = slice(rows[0], rows[-1] + 1)
         out[rows] = _zone_flags(np.ascontiguousarray(x[rows]), **params)
     if dup is not None and dup.any():
         out[:, dup] |= np.uint8(K.DUPLICATE)

@@ -74,18 +74,18 @@ def _pairs9(b, r, o, dv, scaled):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den):  # pragma: no cover - compiled
+def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den, out):  # pragma: no cover - compiled
     # x minus its centred moving median over w = 2*half+1 steps (values of K._small_median),
     # divided by den[i] when den is given (len > 0). Tiles of T steps whose windows are all full
     # take pairs of steps t, t+1: their 2*half common values go through a selection network
     # for the two middle ones (qa, qb, qm), and each median is the extra value clamped between
     # them (the median of 2h+1 values is the h-th order statistic); other tiles sort each
     # window (pa, pb) like K._small_median. NaN -> +inf in the buffer, so missing values sort last.
+    # out may be x itself: each step is read before it is written, the medians come from buf
     n_s, n_t = x.shape
     w = 2 * half + 1
     h2 = 2 * half
     T = 256
-    out = np.empty((n_s, n_t))
     buf = np.empty(n_t + 2 * half + 1)
     fin = np.zeros(n_t + 2 * half + 1, dtype=np.int64)
     S = np.empty((w, T))
@@ -165,10 +165,10 @@ def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den):  # pragma: no cover 
     return out
 
 
-def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None) -> np.ndarray | None:
+def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None, *, inplace: bool = False) -> np.ndarray | None:
     """``x`` minus its centred moving median (the values of ``x - K.centered_median(x, window)``),
-    over ``den`` per row when given; ``None`` where that kernel would not take the small-window
-    path (the caller falls back)."""
+    over ``den`` per row when given, into ``x`` itself with ``inplace`` (a C-ordered float64
+    ``x``); ``None`` where that kernel would not take the small-window path (the caller falls back)."""
     n = x.shape[-1]
     if x.ndim != 2 or n == 0:
         return None
@@ -177,8 +177,11 @@ def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None) -
         return None
     half = window // 2
     d = np.empty(0) if den is None else np.ascontiguousarray(np.ravel(den), dtype=np.float64)
-    return _median_residual(np.ascontiguousarray(x, dtype=np.float64), half, min(half + 1, window),
-                            *K._sorting_network(window), *_middle_pair_network(2 * half), d)
+    if inplace and not (x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable):
+        raise ValueError("inplace needs a writeable C-ordered float64 array")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return _median_residual(x, half, min(half + 1, window), *K._sorting_network(window), *_middle_pair_network(2 * half), d,
+                            x if inplace else np.empty(x.shape))
 
 
 @numba.njit(cache=True, nogil=True)
