@@ -186,26 +186,31 @@ def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None, *
 
 @numba.njit(cache=True, nogil=True)
 def _buddy_diff(v, w, n_min, want_cnt):  # pragma: no cover - compiled
+    # rows outer, steps inner (contiguous, SIMD): the per-step sums over rows accumulate in row
+    # order as a steps-outer loop would (adding +0.0 for a NaN leaves a sum that starts at +0.0 as is)
     n, n_t = v.shape
     d = np.empty((n, n_t))
     cnt = np.empty((n if want_cnt else 0, n_t if want_cnt else 0), dtype=np.int32)
-    for t in range(n_t):
-        s = 0.0
-        sw = 0.0
-        c = 0
-        for i in range(n):
+    s = np.zeros(n_t)
+    sw = np.zeros(n_t)
+    c = np.zeros(n_t, dtype=np.int32)
+    for i in range(n):
+        wi = w[i]
+        for t in range(n_t):
             x = v[i, t]
-            if not np.isnan(x):
-                s += w[i] * x
-                sw += w[i]
-                c += 1
-        for i in range(n):
+            ok = not np.isnan(x)
+            s[t] += wi * x if ok else 0.0
+            sw[t] += wi if ok else 0.0
+            c[t] += 1 if ok else 0
+    for i in range(n):
+        wi = w[i]
+        for t in range(n_t):
             x = v[i, t]
-            so, swo, co = s, sw, c
+            so, swo, co = s[t], sw[t], c[t]
             if not np.isnan(x):
-                so = s - w[i] * x
-                swo = sw - w[i]
-                co = c - 1
+                so = so - wi * x
+                swo = swo - wi
+                co = co - 1
             if want_cnt:
                 cnt[i, t] = co
             if co >= n_min:
