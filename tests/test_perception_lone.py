@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 import pandas as pd
 import xarray as xr
 from xarray.tests import raise_if_dask_computes
@@ -162,3 +163,23 @@ def test_lone_tests_follow_per_call_overrides():
     v[4, 500] *= 0.4  # a one-step drop: a spike only when drops count
     assert not (_qc(v)[4, 500] & 8)
     assert (_qc(v, thresholds={"lone_spike_direction": "both"})[4, 500] & 8)
+
+
+@pytest.mark.parametrize("transform", ["log", "sqrt", "linear"])
+def test_zone_sums_by_slabs_equal_the_whole_chunk_sums(transform):
+    from workbench.perception._lone import SLAB_ROWS, _centred, _zone_sums
+
+    rng = np.random.default_rng(0)
+    n = 3 * SLAB_ROWS + 3
+    x = rng.lognormal(3, 0.5, (n, 500))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    codes = rng.integers(0, 4, n)
+    s, c = _zone_sums(x, codes, 5, transform)
+    y = _centred(x, transform)  # every row at once
+    s_ref, c_ref = np.zeros((5, 500)), np.zeros((5, 500))
+    for i in range(n):  # added in row order, as the kernel does
+        s_ref[codes[i]] += np.nan_to_num(y[i])
+        c_ref[codes[i]] += ~np.isnan(y[i])
+    np.testing.assert_array_equal(s, s_ref)
+    np.testing.assert_array_equal(c, c_ref)
+    assert (c[4] == 0).all() and (c[:4] > 0).any()

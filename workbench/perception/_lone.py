@@ -49,16 +49,25 @@ def _centred(x: np.ndarray, transform: str) -> np.ndarray:
     return y
 
 
+#: rows of a chunk transformed at a time for the zone sums (temporaries stay a few rows)
+SLAB_ROWS = 8
+
+
 def _zone_sums(x: np.ndarray, codes: np.ndarray, n_zones: int, transform: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per zone and step: the sum and count of the centred transformed readings of ``x``."""
-    return _sums(_centred(x, transform), np.ascontiguousarray(codes, dtype=np.int64), int(n_zones))
+    """Per zone and step: the sum and count of the centred transformed readings of ``x``
+    (``SLAB_ROWS`` rows at a time, added in row order)."""
+    x = np.asarray(x)
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    s = np.zeros((int(n_zones), x.shape[-1]))
+    c = np.zeros((int(n_zones), x.shape[-1]))
+    for a in range(0, x.shape[0], SLAB_ROWS):
+        _sums(_centred(x[a:a + SLAB_ROWS], transform), codes[a:a + SLAB_ROWS], s, c)
+    return s, c
 
 
 @numba.njit(cache=True, nogil=True)
-def _sums(y, codes, n_zones):  # pragma: no cover - compiled
+def _sums(y, codes, s, c):  # pragma: no cover - compiled
     n, n_t = y.shape
-    s = np.zeros((n_zones, n_t))
-    c = np.zeros((n_zones, n_t))
     for i in range(n):
         z = codes[i]
         for t in range(n_t):
@@ -66,7 +75,6 @@ def _sums(y, codes, n_zones):  # pragma: no cover - compiled
             if not np.isnan(v):
                 s[z, t] += v
                 c[z, t] += 1.0
-    return s, c
 
 
 @numba.njit(cache=True, nogil=True)
