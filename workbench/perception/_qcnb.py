@@ -350,13 +350,13 @@ def _drift_bits(smooth, b, cnt, n_min, lim, min_len, bits, bit):  # pragma: no c
                 c[k] += 1
     far = np.zeros(n_t + 1, dtype=np.bool_)
     for i in range(n):
-        for t in range(n_t):
-            k = t // b
+        for k in range(nb):  # where cnt >= n_min (else far is False), stands-out is the block's
             a = abs(smooth[i, k])
             na = np.isnan(a)
             others = c[k] - (0 if na else 1)
-            out = cnt[i, t] < n_min or others == 0 or a > (s[k] - (0.0 if na else a)) / max(others, 1)
-            far[t] = a >= lim and out and cnt[i, t] >= n_min
+            hit = a >= lim and (others == 0 or a > (s[k] - (0.0 if na else a)) / max(others, 1))
+            for t in range(k * b, min((k + 1) * b, n_t)):
+                far[t] = hit and cnt[i, t] >= n_min
         t = 0
         while t < n_t:
             if far[t]:
