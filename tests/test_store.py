@@ -129,3 +129,30 @@ def test_series_are_stored_with_shuffled_lz4(small_city, tmp_path):
         (codec,) = zarr.open_array(str(path / "energy" / "electric_load"), mode="r").compressors
         assert (type(codec).__name__, codec.cname.value, codec.shuffle.value) == ("BloscCodec", "lz4", "shuffle")
         assert codec.typesize == 8
+
+
+def test_read_city_puts_nodes_and_variables_in_one_fixed_order(small_city, tmp_path, monkeypatch):
+    """Zarr v3 lists a group's members in file-system order: read_city must not pass it on
+    (the anomaly table's rows and the evidence incidents cite followed it)."""
+    from workbench import registry
+
+    path = tmp_path / "c.zarr"
+    write_city(small_city, path)
+    opened = xr.open_datatree
+
+    def shuffled(*args, **kwargs):  # the listing order reversed, nodes and variables alike
+        tree = opened(*args, **kwargs)
+        nodes = {"/": tree.to_dataset(inherit=False)}
+        for name in reversed(list(tree.children)):
+            ds = tree[name].to_dataset(inherit=False)
+            nodes[f"/{name}"] = ds[list(reversed(list(ds.data_vars)))]
+        return xr.DataTree.from_dict(nodes)
+
+    monkeypatch.setattr(xr, "open_datatree", shuffled)
+    tree = read_city(path)
+    systems = [s for s in registry.SYSTEMS if s in small_city.children]
+    assert list(tree.children)[:len(systems)] == systems
+    for s in systems:
+        assert list(tree[s].ds.data_vars) == [v for v in registry.variables_of(s) if v in tree[s].ds.data_vars]
+    assert tree.attrs["synth_params"] == small_city.attrs["synth_params"]
+    xr.testing.assert_identical(tree["energy"].to_dataset().compute(), read_city(path)["energy"].to_dataset().compute())

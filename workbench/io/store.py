@@ -163,7 +163,31 @@ def read_city(path: str | os.PathLike, *, chunks: dict | str | None = "store") -
         ds = tree[name]
         if ds.data_vars and ("sensor" not in ds.dims or "time" not in ds.dims):
             raise StoreError(f"{path}: node /{name} lacks the dims (sensor, time).")
-    return _load_small_coords(tree)
+    return _load_small_coords(_canonical_order(tree))
+
+
+def _canonical_order(tree: xr.DataTree) -> xr.DataTree:
+    """``tree`` with its nodes and variables in one fixed order: the systems and their
+    variables in the registry's order (``make_city``'s), then the rest by name.
+
+    Zarr v3 lists a group's members in whatever order the file system gives, which changed
+    from one open to the next; everything that iterates over the tree (the state's
+    variables, the anomaly table's rows, the evidence an incident cites) must not.
+    """
+    def rank(names, first):
+        first = [n for n in first if n in names]
+        return first + sorted(n for n in names if n not in first)
+
+    def ordered(node: xr.DataTree, name: str) -> xr.Dataset:
+        ds = node.to_dataset(inherit=False)
+        first = registry.variables_of(name) if name in registry.SYSTEMS else []
+        return ds[rank(list(ds.data_vars), first)]
+
+    nodes = {"/": tree.to_dataset(inherit=False)}
+    for name in rank(list(tree.children), registry.SYSTEMS):
+        for node in tree[name].subtree:
+            nodes[node.path] = ordered(node, name if node is tree[name] else "")
+    return xr.DataTree.from_dict(nodes, name=tree.name)
 
 
 def _load_small_coords(tree: xr.DataTree) -> xr.DataTree:
