@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from workbench.perception import _kernels as K
-from workbench.perception._qcnb import _middle_pair_network, buddy_diff, mask_and_range, median_residual, spike_bits
+from workbench.perception._qcnb import (_middle_pair_network, buddy_diff, candidates, mask_and_range, median_residual,
+                                      residual_at, spike_bits_at)
 
 
 @pytest.mark.parametrize("n", [2, 4, 6, 8, 10, 14])
@@ -128,17 +129,38 @@ def test_buddy_diff_is_the_difference_to_the_others_mean(n_min):
             np.testing.assert_array_equal(cnt, c)
 
 
-def test_spike_bits_set_the_spike_mask_and_keep_other_bits():
+def test_spike_bits_at_the_candidate_steps_set_the_spike_mask_and_keep_other_bits():
     rng = np.random.default_rng(3)
     z_zone, z_own = 4 * rng.standard_normal((6, 300)), 3 * rng.standard_normal((6, 300))
     z_own[rng.random(z_own.shape) < 0.1] = np.nan
+    z_zone[rng.random(z_own.shape) < 0.1] = np.nan
     cnt = rng.integers(0, 6, (6, 300)).astype(np.int32)
     bits = rng.integers(0, 256, (6, 300)).astype(np.uint8) & np.uint8(~8 & 0xFF)
-    before = bits.copy()
-    spike_bits(bits, z_zone, z_own, cnt, 2, 6.0, 3.5, 8)
     mask = _spike_mask(z_zone, z_own, cnt, 2, 6.0, 3.5)
     assert mask.any()
-    np.testing.assert_array_equal(bits, before | np.where(mask, np.uint8(8), np.uint8(0)))
+    ts = candidates(z_zone, 6.0)
+    np.testing.assert_array_equal(ts, np.flatnonzero((np.abs(np.nan_to_num(z_zone)) >= 6.0).any(axis=0)))
+    for steps in (ts, np.arange(300)):  # the candidates, or every step
+        new = bits.copy()
+        spike_bits_at(new, z_zone, np.ascontiguousarray(z_own[:, steps]), steps, cnt, 2, 6.0, 3.5, 8)
+        np.testing.assert_array_equal(new, bits | np.where(mask, np.uint8(8), np.uint8(0)))
+
+
+@pytest.mark.parametrize("transform", ["log", "linear"])
+def test_own_z_at_the_candidates_equals_local_z_there(transform):
+    from workbench.perception._qc import _local_z
+
+    y = _zone(n_t=700, seed=9)
+    y[3, 50:60] = np.nan
+    ts = np.array([0, 1, 3, 55, 60, 100, 101, 102, 350, 695, 698, 699])
+    sigma = np.abs(np.random.default_rng(2).standard_normal((5, 1))) * 0.01
+    full = _local_z(y.copy(), 9, 0.001, transform, sigma)
+    z = residual_at(y, ts, 9)
+    if transform == "log":
+        np.expm1(z, out=z)
+    z /= np.fmax(sigma, 0.001)
+    np.testing.assert_array_equal(z, full[:, ts])
+    np.testing.assert_array_equal(residual_at(y, ts, 31), (y - K.centered_median(y, 31))[:, ts])  # bottleneck's path
 
 
 def test_mask_and_range_masks_gap_bits_and_marks_out_of_range():

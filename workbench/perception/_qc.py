@@ -11,7 +11,8 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 from workbench.perception._lone import ramp_runs, short_spikes
-from workbench.perception._qcnb import buddy_diff, drift_bits, mask_and_range, median_residual, spike_bits, usable_summary
+from workbench.perception._qcnb import (buddy_diff, candidates, drift_bits, mask_and_range, median_residual, residual_at,
+                                        spike_bits_at, usable_summary)
 
 __all__ = ["glog", "flags_block"]
 
@@ -127,7 +128,7 @@ def _drift_departure(d: np.ndarray, usable: np.ndarray, window: int) -> np.ndarr
 
 def _spikes(bits: np.ndarray, y: np.ndarray, d: np.ndarray, n_others: np.ndarray, *, n_min: int, spike_z: float,
             spike_own_z: float, window: int, floor: float, transform: str) -> None:
-    """The spike test, into ``bits`` (in place; ``y`` is overwritten): the reading against the
+    """The spike test, into ``bits`` (in place): the reading against the
     inverse-noise-weighted mean of its zone-mates (``z_zone``), confirmed on its own series
     (``z_own``, same sign), standing out in the zone (``|z_own|`` above the mates' mean) and not shared (the mates' own ``z`` of that sign
     averages below ``spike_own_z / 2``). A sensor with fewer than ``n_min`` zone-mates reporting
@@ -138,8 +139,13 @@ def _spikes(bits: np.ndarray, y: np.ndarray, d: np.ndarray, n_others: np.ndarray
     w = 1.0 / np.fmax(_own_noise(y, d, sigma_y), floor * floor)
     z_zone, _ = buddy_diff(y, n_min, w)
     _local_z(z_zone, window, floor, transform, inplace=True)
-    z_own = _local_z(y, window, floor, transform, sigma_y, inplace=True)  # y is not needed after this
-    spike_bits(bits, z_zone, z_own, n_others, n_min, spike_z, spike_own_z, K.SPIKE)
+    ts = candidates(z_zone, spike_z)  # z_own matters only where some |z_zone| reaches spike_z
+    with np.errstate(all="ignore"):
+        z_own = residual_at(y, ts, window)  # _local_z's values at those steps
+        if transform == "log":
+            np.expm1(z_own, out=z_own)
+        z_own /= np.fmax(sigma_y, floor)
+    spike_bits_at(bits, z_zone, z_own, ts, n_others, n_min, spike_z, spike_own_z, K.SPIKE)
 
 
 def _lone_flags(y: np.ndarray, bits: np.ndarray, ref: np.ndarray, *, spike_z: float | None, spike_own_z: float | None,

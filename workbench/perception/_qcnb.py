@@ -13,7 +13,8 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 
-__all__ = ["median_residual", "buddy_diff", "spike_bits", "mask_and_range", "usable_summary", "drift_bits"]
+__all__ = ["median_residual", "buddy_diff", "candidates", "residual_at", "spike_bits_at", "mask_and_range", "usable_summary",
+           "drift_bits"]
 
 
 def _middle_pair_network(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,43 +232,6 @@ def buddy_diff(v: np.ndarray, n_min: int, w: np.ndarray | None = None) -> tuple[
 
 
 @numba.njit(cache=True, nogil=True)
-def _spike_bits(z_zone, z_own, n_others, n_min, spike_z, own_z, bits, bit):  # pragma: no cover - compiled
-    n, n_t = z_zone.shape
-    for t in range(n_t):
-        sa = 0.0
-        so = 0.0
-        co = 0
-        for i in range(n):
-            b = z_own[i, t]
-            if not np.isnan(b):
-                sa += abs(b)
-                so += b
-                co += 1
-        for i in range(n):
-            a = z_zone[i, t]
-            b = z_own[i, t]
-            if not (abs(a) >= spike_z and abs(b) >= own_z and np.sign(a) == np.sign(b)):
-                continue
-            if n_others[i, t] < n_min:
-                continue
-            if co > 1 and not abs(b) > (sa - abs(b)) / (co - 1):
-                continue
-            if co > 1 and ((so - b) / (co - 1)) * np.sign(a) >= 0.5 * own_z:
-                continue
-            bits[i, t] |= bit
-
-
-def spike_bits(bits: np.ndarray, z_zone: np.ndarray, z_own: np.ndarray, n_others: np.ndarray, n_min: int,
-               spike_z: float, own_z: float, bit: int) -> None:
-    """In place: ``bits |= bit`` where ``|z_zone| ≥ spike_z`` and ``|z_own| ≥ own_z`` of one sign
-    stand out in the zone (``|z_own|`` above the other rows' mean) and are not shared (the other
-    rows' mean ``z_own`` in that direction below ``own_z / 2``), with at least ``n_min`` zone-mates
-    reporting."""
-    _spike_bits(np.ascontiguousarray(z_zone), np.ascontiguousarray(z_own), n_others, int(n_min), float(spike_z),
-                float(own_z), bits, np.uint8(bit))
-
-
-@numba.njit(cache=True, nogil=True)
 def _mask_range(x, y, bits, mask, lo, hi, bit):  # pragma: no cover - compiled
     n, n_t = x.shape
     for i in range(n):
@@ -378,3 +342,89 @@ def drift_bits(bits: np.ndarray, smooth: np.ndarray, b: int, cnt: np.ndarray, n_
     mean ``|v|`` of the zone's other rows; or no other row has a value) and ``cnt >= n_min``."""
     _drift_bits(np.ascontiguousarray(smooth, dtype=np.float64), int(b), cnt, int(n_min), float(lim), int(max(1, min_len)),
                 bits, np.uint8(bit))
+
+
+@numba.njit(cache=True, nogil=True)
+def _candidates(z, level):  # pragma: no cover - compiled
+    n, n_t = z.shape
+    hit = np.zeros(n_t, dtype=np.bool_)
+    for i in range(n):
+        for t in range(n_t):
+            if abs(z[i, t]) >= level:
+                hit[t] = True
+    return np.flatnonzero(hit)
+
+
+def candidates(z: np.ndarray, level: float) -> np.ndarray:
+    """The steps (int64, ascending) where some row has ``|z| ≥ level`` (NaN never)."""
+    return _candidates(np.ascontiguousarray(z, dtype=np.float64), float(level))
+
+
+@numba.njit(cache=True, nogil=True)
+def _residual_at(x, ts, half, mc):  # pragma: no cover - compiled
+    n, n_t = x.shape
+    out = np.empty((n, ts.shape[0]))
+    buf = np.empty(2 * half + 1)
+    for i in range(n):
+        for j in range(ts.shape[0]):
+            t = ts[j]
+            m = 0
+            for k in range(max(t - half, 0), min(t + half + 1, n_t)):
+                v = x[i, k]
+                if not np.isnan(v):
+                    buf[m] = v
+                    m += 1
+            if m < mc:
+                med = np.nan
+            else:
+                s = np.sort(buf[:m])
+                med = s[m // 2] if m % 2 else 0.5 * (s[m // 2 - 1] + s[m // 2])
+            out[i, j] = x[i, t] - med
+    return out
+
+
+def residual_at(x: np.ndarray, ts: np.ndarray, window: int) -> np.ndarray:
+    """``(x - K.centered_median(x, window))[:, ts]`` (same values), computed at the steps ``ts`` only."""
+    n = x.shape[-1]
+    window = min(int(window), n if n % 2 else n - 1) | 1
+    return _residual_at(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(ts, dtype=np.int64), window // 2,
+                        min(window // 2 + 1, window))
+
+
+@numba.njit(cache=True, nogil=True)
+def _spike_bits_at(z_zone, z_own, ts, n_others, n_min, spike_z, own_z, bits, bit):  # pragma: no cover - compiled
+    n = z_zone.shape[0]
+    for j in range(ts.shape[0]):
+        t = ts[j]
+        sa = 0.0
+        so = 0.0
+        co = 0
+        for i in range(n):
+            b = z_own[i, j]
+            if not np.isnan(b):
+                sa += abs(b)
+                so += b
+                co += 1
+        for i in range(n):
+            a = z_zone[i, t]
+            b = z_own[i, j]
+            if not (abs(a) >= spike_z and abs(b) >= own_z and np.sign(a) == np.sign(b)):
+                continue
+            if n_others[i, t] < n_min:
+                continue
+            if co > 1 and not abs(b) > (sa - abs(b)) / (co - 1):
+                continue
+            if co > 1 and ((so - b) / (co - 1)) * np.sign(a) >= 0.5 * own_z:
+                continue
+            bits[i, t] |= bit
+
+
+def spike_bits_at(bits: np.ndarray, z_zone: np.ndarray, z_own: np.ndarray, ts: np.ndarray, n_others: np.ndarray,
+                  n_min: int, spike_z: float, own_z: float, bit: int) -> None:
+    """In place: ``bits |= bit`` where ``|z_zone| ≥ spike_z`` and ``|z_own| ≥ own_z`` of one sign
+    stand out in the zone (``|z_own|`` above the other rows' mean) and are not shared (the other
+    rows' mean ``z_own`` in that direction below ``own_z / 2``), with at least ``n_min`` zone-mates
+    reporting. ``z_own`` is given at the steps ``ts`` only (its columns): they must hold every
+    step where some ``|z_zone| ≥ spike_z`` (:func:`candidates`), nowhere else can a bit be set."""
+    _spike_bits_at(np.ascontiguousarray(z_zone), np.ascontiguousarray(z_own), np.ascontiguousarray(ts, dtype=np.int64),
+                   n_others, int(n_min), float(spike_z), float(own_z), bits, np.uint8(bit))
