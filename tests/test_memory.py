@@ -53,3 +53,27 @@ def test_scheduler_context_trims_on_local_threads():
                      if m is not None and isinstance(getattr(m, "__self__", None), _memory._Trim)})
         int(da.ones(10, chunks=5).sum().compute())
     assert len(seen) == 1
+
+
+def test_local_scheduler_limits_malloc_arenas_once(monkeypatch):
+    from workbench import _memory
+
+    class FakeLibc:
+        calls: list = []
+
+        def mallopt(self, param, value):
+            self.calls.append((param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            return 0
+
+    fake = FakeLibc()
+    monkeypatch.setattr(_memory, "_LIBC", fake)
+    monkeypatch.setattr(_memory, "_ARENAS", None)
+    with scheduler_context("threads"):
+        int(da.ones(10, chunks=5).sum().compute())
+    with scheduler_context("synchronous"):
+        pass
+    assert fake.calls == [(-8, _memory.ARENAS)]  # M_ARENA_MAX, set before the first local compute only
+    assert _memory.limit_arenas(5) and fake.calls == [(-8, _memory.ARENAS)]

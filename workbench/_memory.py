@@ -21,15 +21,37 @@ from typing import Iterator
 
 from dask.callbacks import Callback
 
-__all__ = ["trim", "trimming"]
+__all__ = ["trim", "trimming", "limit_arenas"]
 
 _LIBC = None
 if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
     try:
         _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        _LIBC.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     except (OSError, AttributeError):
         _LIBC = None
+
+
+#: malloc arenas of a workbench process (:func:`limit_arenas`)
+ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+_ARENAS: int | None = None
+
+
+def limit_arenas(arenas: int = ARENAS) -> bool:
+    """Let at most ``arenas`` glibc malloc arenas serve this process's threads (whether it could).
+
+    Call before the threads that allocate start: a thread keeps the arena it first got. Later
+    calls do nothing (the first limit stays)."""
+    global _ARENAS
+    if _LIBC is None:
+        return False
+    if _ARENAS is None:
+        if not _LIBC.mallopt(_M_ARENA_MAX, int(arenas)):
+            return False
+        _ARENAS = int(arenas)
+    return True
 
 
 def trim() -> bool:

@@ -291,9 +291,10 @@ def scheduler_context(
         if isinstance(resolved, str) and resolved in _LOCAL:
             target: Any = resolved
             stack.enter_context(dask.config.set(scheduler=resolved))
-            if resolved != "processes":  # freed task memory back to the OS (workbench._memory)
-                from workbench._memory import trimming
+            if resolved != "processes":  # fewer malloc arenas, freed memory back to the OS
+                from workbench._memory import limit_arenas, trimming
 
+                limit_arenas()
                 stack.enter_context(trimming())
             if show:
                 from workbench._progress import progress as _progress

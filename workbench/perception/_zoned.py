@@ -27,7 +27,11 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-__all__ = ["zone_codes", "zone_map", "zone_order", "zone_complete"]
+__all__ = ["zone_codes", "zone_map", "zone_order", "zone_complete", "BLOCK_BYTES"]
+
+#: input bytes of a gathered zone-complete block, at most (whole zones, so a block may be
+#: larger, and never larger than the input's own sensor chunks)
+BLOCK_BYTES = 2**23
 
 
 def zone_codes(ds: xr.Dataset) -> np.ndarray:
@@ -50,6 +54,12 @@ def _zone_chunks(codes_sorted: np.ndarray, target: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _target(x: xr.DataArray | object, chunk: int) -> int:
+    """Sensors per gathered block: the input's chunk, or fewer to stay within :data:`BLOCK_BYTES`."""
+    row = int(np.prod(x.shape[1:])) * x.dtype.itemsize if len(x.shape) > 1 else x.dtype.itemsize
+    return max(1, min(int(chunk), BLOCK_BYTES // max(1, row)))
+
+
 def zone_complete(codes: np.ndarray, chunks: Sequence[int]) -> bool:
     """Whether no zone is split between two of the sensor ``chunks``."""
     which = np.repeat(np.arange(len(chunks)), chunks)
@@ -63,7 +73,7 @@ def zone_order(ds: xr.Dataset, codes: np.ndarray) -> tuple[xr.Dataset, np.ndarra
     if x0 is None or len(x0.chunksizes["sensor"]) < 2 or zone_complete(codes, x0.chunksizes["sensor"]):
         return ds, codes
     order = np.argsort(codes, kind="stable")
-    chunks = _zone_chunks(codes[order], max(x0.chunksizes["sensor"]))
+    chunks = _zone_chunks(codes[order], _target(x0.transpose("sensor", ...), max(x0.chunksizes["sensor"])))
     return ds.isel(sensor=order).chunk({"sensor": chunks, "time": -1}), codes[order]
 
 
@@ -83,7 +93,7 @@ def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes:
         codes_used = codes
     elif x0.chunks is not None and len(x0.chunks[0]) > 1:
         order = np.argsort(codes, kind="stable")
-        target = max(x0.chunks[0])
+        target = _target(x0, max(x0.chunks[0]))
         chunks = _zone_chunks(codes[order], target)
         arrays = [a.isel(sensor=order).chunk({"sensor": chunks, "time": -1}) for a in arrays]
         codes_used = codes[order]
