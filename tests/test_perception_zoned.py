@@ -41,3 +41,30 @@ def test_scores_do_not_depend_on_the_block_cut(env, monkeypatch):
     b = b.compute()
     for v in ("air_temperature_score", "air_temperature_effect", "no2_score", "no2_z", "air_temperature_qc"):
         np.testing.assert_array_equal(a[v].values, b[v].values)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_gather_rows_equals_take(axis):
+    import dask.array as dsa
+
+    from workbench.perception._zoned import gather_rows
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((23, 17)) if axis == 0 else rng.standard_normal((5, 23))
+    d = dsa.from_array(x, chunks=(7, 6) if axis == 0 else (2, 9))
+    order = rng.permutation(23)
+    got = gather_rows(d, order, (4, 11, 8), axis=axis)
+    assert got.chunks[axis] == (4, 11, 8)
+    np.testing.assert_array_equal(got.compute(), np.take(x, order, axis=axis))
+
+
+def test_zone_order_keeps_variables_coords_and_values(env):
+    codes = zone_codes(env)
+    out, sorted_codes = zone_order(env, codes)
+    order = np.argsort(codes, kind="stable")
+    assert list(out.data_vars) == list(env.data_vars)
+    assert list(out["sensor"].values) == list(env["sensor"].values[order])
+    for v in env.data_vars:
+        assert out[v].attrs == env[v].attrs
+        np.testing.assert_array_equal(out[v].values, env[v].values[order])
+    assert zone_complete(sorted_codes, out["no2"].chunks[0])

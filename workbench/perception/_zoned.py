@@ -27,7 +27,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-__all__ = ["zone_codes", "zone_map", "zone_order", "zone_complete", "BLOCK_BYTES"]
+__all__ = ["zone_codes", "zone_map", "zone_order", "zone_complete", "gather_rows", "BLOCK_BYTES"]
 
 #: input bytes of a gathered zone-complete block, at most (whole zones, so a block may be
 #: larger, and never larger than the input's own sensor chunks)
@@ -74,7 +74,52 @@ def zone_order(ds: xr.Dataset, codes: np.ndarray) -> tuple[xr.Dataset, np.ndarra
         return ds, codes
     order = np.argsort(codes, kind="stable")
     chunks = _zone_chunks(codes[order], _target(x0.transpose("sensor", ...), max(x0.chunksizes["sensor"])))
-    return ds.isel(sensor=order).chunk({"sensor": chunks, "time": -1}), codes[order]
+    lazy = {k: v for k, v in ds.variables.items() if "sensor" in v.dims and isinstance(v.data, dsa.Array)}
+    out = ds.drop_vars(list(lazy)).isel(sensor=order)
+    for k, v in lazy.items():
+        data = gather_rows(v.data, order, chunks, axis=v.dims.index("sensor"))
+        var = xr.Variable(v.dims, data, v.attrs, v.encoding)
+        out = out.assign_coords({k: var}) if k in ds.coords else out.assign({k: var})
+    out = out[list(ds.data_vars)]  # the input's order of variables
+    return out.chunk({"sensor": chunks, "time": -1}), codes[order]
+
+
+def gather_rows(x: dsa.Array, order: np.ndarray, chunks: Sequence[int], *, axis: int = 0) -> dsa.Array:
+    """``x`` taken at ``order`` along ``axis``, in blocks of ``chunks``: each block is one task
+    that copies its rows straight from the input chunks holding them (dask's take would build
+    gathered blocks of the input's chunk size first and cut them again)."""
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = "zone-gather-" + tokenize(x.name, order, tuple(chunks), axis)
+    bounds = np.cumsum((0,) + x.chunks[axis])
+    which = np.searchsorted(bounds, order, side="right") - 1  # input chunk of each taken row
+    local = order - bounds[which]
+    others = [range(len(c)) for i, c in enumerate(x.chunks) if i != axis]
+    dsk: dict = {}
+    start = 0
+    for j, n in enumerate(chunks):
+        w, loc = which[start:start + n], local[start:start + n]
+        parts = [(int(k), np.flatnonzero(w == k), loc[w == k]) for k in np.unique(w)]
+        for rest in np.ndindex(*[len(r) for r in others]):
+            key = (*rest[:axis], j, *rest[axis:])
+            srcs = [(x.name, *rest[:axis], k, *rest[axis:]) for k, _, _ in parts]
+            dsk[(name, *key)] = (_take_rows, srcs, [p for _, p, _ in parts], [q for _, _, q in parts], n, axis)
+        start += n
+    out_chunks = tuple(tuple(chunks) if i == axis else c for i, c in enumerate(x.chunks))
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
+    return dsa.Array(graph, name, chunks=out_chunks, dtype=x.dtype, meta=x._meta)
+
+
+def _take_rows(blocks: list, positions: list, rows: list, n: int, axis: int) -> np.ndarray:
+    first = np.asarray(blocks[0])
+    shape = list(first.shape)
+    shape[axis] = n
+    out = np.empty(shape, dtype=first.dtype)
+    for b, pos, r in zip(blocks, positions, rows):
+        src = np.moveaxis(np.asarray(b), axis, 0)
+        np.moveaxis(out, axis, 0)[pos] = src[r]
+    return out
 
 
 def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes: np.ndarray, *,
