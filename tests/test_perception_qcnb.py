@@ -7,7 +7,7 @@ import pytest
 
 from workbench.perception import _kernels as K
 from workbench.perception._qcnb import (_middle_pair_network, buddy_diff, candidates, mask_and_range, median_residual,
-                                      residual_at, spike_bits_at)
+                                      moving_median, residual_at, spike_bits_at)
 
 
 @pytest.mark.parametrize("n", [2, 4, 6, 8, 10, 14])
@@ -203,3 +203,14 @@ def test_median_residual_in_place_gives_the_same_values():
     np.testing.assert_array_equal(y, ref)
     with pytest.raises(ValueError):
         median_residual(x[:, ::2], 9, inplace=True)
+
+
+@pytest.mark.parametrize("window,min_count", [(3, None), (9, 2), (24, 6), (25, None), (49, 12), (97, 24)])
+@pytest.mark.parametrize("n_t", [1, 2, 7, 30, 300, 1000])
+@pytest.mark.parametrize("nan_share", [0.0, 0.01, 0.4])
+def test_moving_median_is_the_centred_median(window, min_count, n_t, nan_share):
+    rng = np.random.default_rng(window + n_t)
+    x = rng.standard_normal((3, n_t))
+    x[1] = np.round(x[1] * 2)  # ties
+    x[rng.random(x.shape) < nan_share] = np.nan
+    np.testing.assert_array_equal(moving_median(x, window, min_count), K.centered_median(x, window, min_count))

@@ -11,8 +11,8 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 from workbench.perception._lone import ramp_runs, short_spikes
-from workbench.perception._qcnb import (buddy_diff, candidates, drift_bits, mask_and_range, median_residual, residual_at,
-                                        spike_bits_at, usable_summary)
+from workbench.perception._qcnb import (buddy_diff, candidates, drift_bits, mask_and_range, median_residual, moving_median,
+                                        residual_at, spike_bits_at, usable_summary)
 
 __all__ = ["glog", "flags_block"]
 
@@ -94,7 +94,7 @@ def _drift_smooth(d: np.ndarray, window: int) -> np.ndarray:
         return K.centered_median(d, window, min_count=max(1, window // 4))
     blocks = K.block_means(d, b)  # np.nanmean's arithmetic per block, NaN for an empty one
     w = max(1, window // b)
-    sm = K.centered_median(blocks, w, min_count=max(1, w // 4))
+    sm = moving_median(blocks, w, min_count=max(1, w // 4))
     return np.repeat(sm, b, axis=1)[:, :n_t]
 
 
@@ -128,13 +128,13 @@ def _drift_departure(d: np.ndarray, usable: np.ndarray, window: int) -> np.ndarr
 
 def _spikes(bits: np.ndarray, y: np.ndarray, d: np.ndarray, n_others: np.ndarray, *, n_min: int, spike_z: float,
             spike_own_z: float, window: int, floor: float, transform: str) -> None:
-    """The spike test, into ``bits`` (in place): the reading against the
-    inverse-noise-weighted mean of its zone-mates (``z_zone``), confirmed on its own series
-    (``z_own``, same sign), standing out in the zone (``|z_own|`` above the mates' mean) and not shared (the mates' own ``z`` of that sign
-    averages below ``spike_own_z / 2``). A sensor with fewer than ``n_min`` zone-mates reporting
-    is never a spike here: its own series alone cannot tell a spike from weather (seeds 100-102,
-    one sensor per zone: spike precision 0.02-0.25 with own-series tests); zones short of
-    mates are tested against the other zones (:func:`_lone_flags`)."""
+    """The spike test, into ``bits`` (in place): the reading against the inverse-noise-weighted
+    mean of its zone-mates (``z_zone``), confirmed on its own series (``z_own``, same sign),
+    standing out in the zone (``|z_own|`` above the mates' mean) and not shared (the mates' own
+    ``z`` of that sign averages below ``spike_own_z / 2``). A sensor with fewer than ``n_min``
+    zone-mates reporting is never a spike here: its own series alone cannot tell a spike from
+    weather (seeds 100-102, one sensor per zone: spike precision 0.02-0.25 with own-series
+    tests); zones short of mates are tested against the other zones (:func:`_lone_flags`)."""
     sigma_y = K.diff_sigma(y)
     w = 1.0 / np.fmax(_own_noise(y, d, sigma_y), floor * floor)
     z_zone, _ = buddy_diff(y, n_min, w)
@@ -215,7 +215,7 @@ def _zone_drift(bits: np.ndarray, d: np.ndarray, n_others: np.ndarray, *, n_min:
     else:
         blocks, med = usable_summary(d, bits, K.SPIKE | K.OUT_OF_RANGE, n_others, n_min, b)
         w = max(1, window // b)
-        smooth = K.centered_median(blocks, w, min_count=max(1, w // 4))
+        smooth = moving_median(blocks, w, min_count=max(1, w // 4))
         smooth -= med
     lim = fraction
     if spread and n_t > window:

@@ -13,8 +13,8 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 
-__all__ = ["median_residual", "buddy_diff", "candidates", "residual_at", "spike_bits_at", "mask_and_range", "usable_summary",
-           "drift_bits"]
+__all__ = ["median_residual", "moving_median", "buddy_diff", "candidates", "residual_at", "spike_bits_at", "mask_and_range",
+           "usable_summary", "drift_bits"]
 
 
 def _middle_pair_network(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,14 +75,15 @@ def _pairs9(b, r, o, dv, scaled):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den, out):  # pragma: no cover - compiled
+def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den, out, med_only=False):  # pragma: no cover - compiled
     # x minus its centred moving median over w = 2*half+1 steps (values of K._small_median),
     # divided by den[i] when den is given (len > 0). Tiles of T steps whose windows are all full
     # take pairs of steps t, t+1: their 2*half common values go through a selection network
     # for the two middle ones (qa, qb, qm), and each median is the extra value clamped between
     # them (the median of 2h+1 values is the h-th order statistic); other tiles sort each
     # window (pa, pb) like K._small_median. NaN -> +inf in the buffer, so missing values sort last.
-    # out may be x itself: each step is read before it is written, the medians come from buf
+    # out may be x itself: each step is read before it is written, the medians come from buf.
+    # med_only: the median itself (no residual, no division)
     n_s, n_t = x.shape
     w = 2 * half + 1
     h2 = 2 * half
@@ -110,7 +111,7 @@ def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den, out):  # pragma: no c
             fin[t + 1] = acc
         for t0 in range(0, n_t, T):
             L = min(T, n_t - t0)
-            if fin[t0 + L + w - 1] - fin[t0] == L + w - 1 and half == 4:  # every window full, w = 9
+            if fin[t0 + L + w - 1] - fin[t0] == L + w - 1 and half == 4 and not med_only:  # every window full, w = 9
                 _pairs9(buf[t0:t0 + L + 10], row[t0:t0 + L], out[i, t0:t0 + L], dv, scaled)
             elif fin[t0 + L + w - 1] - fin[t0] == L + w - 1:  # every window of the tile is full
                 n_p = (L + 1) // 2
@@ -140,7 +141,7 @@ def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den, out):  # pragma: no c
                     S[0, 2 * p] = min(max(buf[t], lo), hi)
                     S[0, 2 * p + 1] = min(max(buf[t + w], lo), hi)
                 for j in range(L):
-                    out[i, t0 + j] = (row[t0 + j] - S[0, j]) / dv
+                    out[i, t0 + j] = S[0, j] if med_only else (row[t0 + j] - S[0, j]) / dv
             else:
                 for k in range(w):
                     for j in range(L):
@@ -162,11 +163,12 @@ def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den, out):  # pragma: no c
                         med = S[m // 2, j]
                     else:
                         med = 0.5 * (S[m // 2 - 1, j] + S[m // 2, j])
-                    out[i, t] = (row[t] - med) / dv
+                    out[i, t] = med if med_only else (row[t] - med) / dv
     return out
 
 
-def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None, *, inplace: bool = False) -> np.ndarray | None:
+def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None, *,
+                    inplace: bool = False) -> np.ndarray | None:
     """``x`` minus its centred moving median (the values of ``x - K.centered_median(x, window)``),
     over ``den`` per row when given, into ``x`` itself with ``inplace`` (a C-ordered float64
     ``x``); ``None`` where that kernel would not take the small-window path (the caller falls back)."""
@@ -183,6 +185,20 @@ def median_residual(x: np.ndarray, window: int, den: np.ndarray | None = None, *
     x = np.ascontiguousarray(x, dtype=np.float64)
     return _median_residual(x, half, min(half + 1, window), *K._sorting_network(window), *_middle_pair_network(2 * half), d,
                             x if inplace else np.empty(x.shape))
+
+
+def moving_median(x: np.ndarray, window: int, min_count: int | None = None) -> np.ndarray:
+    """Centred moving median of 2-d rows (the values of :func:`K.centered_median`): windows of
+    3-49 steps by :func:`_median_residual`'s pairs (the drift test's 25 hourly means: 2x
+    bottleneck's ``move_median``), others by that function."""
+    n = x.shape[-1]
+    w = min(int(window), n if n % 2 else n - 1) | 1 if n else 0
+    if x.ndim != 2 or not 3 <= w <= 49:
+        return K.centered_median(x, window, min_count)
+    mc = min(max(1, min_count or w // 2 + 1), w)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return _median_residual(x, w // 2, mc, *K._sorting_network(w), *_middle_pair_network(w - 1), np.empty(0),
+                            np.empty(x.shape), True)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -289,7 +305,8 @@ def _usable_row_median(d, bits, bad, cnt, n_min, stride):  # pragma: no cover - 
     return out
 
 
-def usable_summary(d: np.ndarray, bits: np.ndarray, bad: int, cnt: np.ndarray, n_min: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+def usable_summary(d: np.ndarray, bits: np.ndarray, bad: int, cnt: np.ndarray, n_min: int,
+                   b: int) -> tuple[np.ndarray, np.ndarray]:
     """Of ``d`` where usable (``bits & bad`` clear and ``cnt >= n_min``; NaN elsewhere): the means
     of runs of ``b`` steps (:func:`K.block_means`) and each row's median (:func:`K.row_median`),
     without forming the masked copy."""
