@@ -75,5 +75,7 @@ def test_local_scheduler_limits_malloc_arenas_once(monkeypatch):
         int(da.ones(10, chunks=5).sum().compute())
     with scheduler_context("synchronous"):
         pass
-    assert fake.calls == [(-8, _memory.ARENAS)]  # M_ARENA_MAX, set before the first local compute only
-    assert _memory.limit_arenas(5) and fake.calls == [(-8, _memory.ARENAS)]
+    # M_ARENA_MAX and M_MMAP_THRESHOLD, set before the first local compute only
+    want = [(-8, _memory.ARENAS), (-3, _memory.MMAP_THRESHOLD)]
+    assert fake.calls == want
+    assert _memory.limit_arenas(5) and fake.calls == want

@@ -35,20 +35,30 @@ if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
 
 #: malloc arenas of a workbench process (:func:`limit_arenas`)
 ARENAS = 2
-_M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+#: allocations of at least this many bytes get their own mapping, unmapped when freed
+MMAP_THRESHOLD = 2**24
+_M_ARENA_MAX = -8  # glibc's mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
 _ARENAS: int | None = None
 
 
-def limit_arenas(arenas: int = ARENAS) -> bool:
-    """Let at most ``arenas`` glibc malloc arenas serve this process's threads (whether it could).
+def limit_arenas(arenas: int = ARENAS, mmap_threshold: int = MMAP_THRESHOLD) -> bool:
+    """At most ``arenas`` glibc malloc arenas for this process's threads, and a fixed mmap
+    threshold of ``mmap_threshold`` bytes (whether it could; glibc only).
 
-    Call before the threads that allocate start: a thread keeps the arena it first got. Later
-    calls do nothing (the first limit stays)."""
+    glibc raises its mmap threshold to the largest block freed so far (up to 32 MiB): after
+    the first 20 MB input chunk is freed, every block below that size comes from an arena and
+    stays resident until a trim. Fixed at 16 MiB, the input chunks and larger temporaries are
+    unmapped when freed; much lower thresholds page-fault every temporary (CPU +20 % at 2 MiB,
+    docs/scale.md). Call before the threads that allocate start: a thread keeps the arena it
+    first got. Later calls do nothing (the first settings stay)."""
     global _ARENAS
     if _LIBC is None:
         return False
     if _ARENAS is None:
         if not _LIBC.mallopt(_M_ARENA_MAX, int(arenas)):
+            return False
+        if mmap_threshold and not _LIBC.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)):
             return False
         _ARENAS = int(arenas)
     return True
