@@ -15,6 +15,7 @@ per-zone temporal scan can see the event.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from workbench.perception import _kernels as K
@@ -49,22 +50,83 @@ def contrast(score: np.ndarray, effect: np.ndarray, slow: np.ndarray, background
     It sees an event that covers every zone (where the contrast is blind) when it departs
     further than the city's weather does on that scale. It replaces the score only where it
     reaches ``bar`` and is the stronger (elsewhere the score is left as it was).
+
+    One numba pass per row (:func:`_contrast_rows`): the row's median and MAD of the contrast
+    from :func:`~workbench.perception._kernels.row_mad`'s strided subsample, then both outputs
+    step by step, with NumPy's dtypes (float64 contrast, the inputs' own type for the 1-hour
+    departures) — the same values as the array expression, no full-size temporaries.
     """
-    with np.errstate(all="ignore"):
-        c = slow.astype(np.float64) - background
-        # rises only: the background is the city's minimum, so nothing can depart below it
-        cs = np.fmax(gain * (c - K.row_median(c)) / np.fmax(K.row_mad(c), floor), 0.0)
-        if direction == "down":
-            cs = np.zeros_like(cs)
-        now = effect - background
-        ce = np.where(c * now > 0, np.sign(c) * np.fmin(np.abs(c), np.abs(now)), 0.0)
-        take = ~np.isnan(score) & (np.abs(cs) > np.abs(score))
-        out_s, out_e = np.where(take, cs, score), np.where(take, ce, effect)
-        if absolute > 0:
-            a = bar * slow.astype(np.float64) / absolute
-            if direction != "both":
-                a = np.where(a > 0 if direction == "up" else a < 0, a, 0.0)
-            ae = np.where(slow * effect > 0, np.sign(slow) * np.fmin(np.abs(slow), np.abs(effect)), 0.0)
-            take = ~np.isnan(out_s) & (np.abs(a) >= bar) & (np.abs(a) > np.abs(out_s))  # only where it is a finding
-            out_s, out_e = np.where(take, a, out_s), np.where(take, ae, out_e)
-    return out_s.astype(np.float32), out_e.astype(np.float32)
+    shape = np.broadcast_shapes(np.shape(score), np.shape(effect), np.shape(slow), np.shape(background))
+    if len(shape) != 2:  # not a (rows, time) block: the same per row
+        flat = [np.broadcast_to(a, shape).reshape(-1, shape[-1]) for a in (score, effect, slow, background)]
+        s, e = contrast(*flat, floor=floor, gain=gain, direction=direction, absolute=absolute, bar=bar)
+        return s.reshape(shape), e.reshape(shape)
+    score, effect, slow, background = (np.broadcast_to(np.asarray(a), shape) for a in (score, effect, slow, background))
+    code = {"both": 0, "up": 1, "down": -1}[direction]
+    return _contrast_rows(score, effect, slow, background, float(floor), float(gain), code, float(absolute), float(bar),
+                          K._stride(shape[-1], 8192))
+
+
+@numba.njit(cache=True, nogil=True)
+def _contrast_rows(score, effect, slow, bg, floor, gain, direction, absolute, bar, stride):  # pragma: no cover - compiled
+    n_s, n_t = score.shape
+    out_s = np.empty((n_s, n_t), dtype=np.float32)
+    out_e = np.empty((n_s, n_t), dtype=np.float32)
+    buf = np.empty((n_t + stride - 1) // stride)
+    tmp = np.empty(buf.shape[0])
+    for i in range(n_s):
+        # the row's median and MAD of c = slow - background (row_median / row_mad: strided, NaN skipped)
+        m = 0
+        for t in range(0, n_t, stride):
+            c = np.float64(slow[i, t]) - np.float64(bg[i, t])
+            if not np.isnan(c):
+                buf[m] = c
+                m += 1
+        med = np.nan
+        mad = np.nan
+        if m:
+            med = K._median(buf, m, tmp)
+            for k in range(m):
+                buf[k] = abs(buf[k] - med)
+            mad = 1.4826 * K._median(buf, m, tmp)
+        den = mad if mad >= floor else floor  # np.fmax(mad, floor): NaN -> floor
+        if np.isnan(mad):
+            den = floor
+        for t in range(n_t):
+            s0 = score[i, t]
+            e0 = effect[i, t]
+            sl = slow[i, t]
+            c = np.float64(sl) - np.float64(bg[i, t])
+            # cs = np.fmax(gain * (c - med) / den, 0.0) (NaN -> 0, -0.0 kept)
+            cs = gain * (c - med) / den
+            if np.isnan(cs) or not cs >= 0.0:
+                cs = 0.0
+            if direction == -1:
+                cs = 0.0
+            now = e0 - bg[i, t]  # the inputs' type (float32 in the pipeline), as NumPy does
+            ce = 0.0
+            if c * now > 0:
+                ce = min(abs(c), np.float64(abs(now)))
+                if c < 0:
+                    ce = -ce
+            vs = np.float64(s0)
+            ve = np.float64(e0)
+            if not np.isnan(s0) and abs(cs) > abs(vs):
+                vs = cs
+                ve = ce
+            if absolute > 0:
+                a = bar * np.float64(sl) / absolute
+                if direction == 1 and not a > 0:
+                    a = 0.0
+                elif direction == -1 and not a < 0:
+                    a = 0.0
+                if not np.isnan(vs) and abs(a) >= bar and abs(a) > abs(vs):
+                    vs = a
+                    ve = 0.0
+                    if sl * e0 > 0:  # the product in the inputs' type, as NumPy forms it
+                        ve = np.float64(min(abs(sl), abs(e0)))
+                        if sl < 0:
+                            ve = -ve
+            out_s[i, t] = np.float32(vs)
+            out_e[i, t] = np.float32(ve)
+    return out_s, out_e
