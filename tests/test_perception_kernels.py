@@ -83,6 +83,18 @@ def test_zone_kernels_equal_numpy():
         assert np.array_equal(K.zone_median(x, inv, 3)[k], med, equal_nan=True)
 
 
+def test_scale_pool_equals_division_cast_and_zone_mean():
+    r = _data(7, (9, 300)) * 20
+    den = np.fmax(K.row_mad(r), 0.5) / 3
+    inv = np.array([2, 0, 1, 0, 2, 2, 1, 0, 2])
+    z, zbar = K.scale_pool(r, den, inv, 3, 5.0)
+    with np.errstate(all="ignore"):
+        ref = r / den
+    assert z.dtype == np.float32 and z.tobytes() == ref.astype(np.float32).tobytes()
+    assert zbar.tobytes() == K.zone_mean_clipped(ref, inv, 3, 5.0).tobytes()
+    assert np.nanmax(np.abs(ref)) > 5.0  # the clip is exercised
+
+
 @pytest.mark.parametrize("direction", ["both", "up", "down"])
 def test_expand_equals_where_take_cast(direction):
     rows = _data(5, (5, 200))
@@ -133,3 +145,18 @@ def test_block_means_equal_nanmean_of_padded_blocks():
     with np.errstate(all="ignore"):
         ref = np.nanmean(np.concatenate([x, pad], axis=1).reshape(5, 101, 4), axis=2)
     assert np.array_equal(K.block_means(x, 4), ref, equal_nan=True)
+
+
+def test_pearson_equals_the_array_expression():
+    from workbench.perception._counts import pearson
+
+    rng = np.random.default_rng(3)
+    c = rng.poisson(3.0, (7, 500)).astype(np.float64)
+    c[rng.random(c.shape) < 0.1] = np.nan
+    lam = rng.gamma(2.0, 1.5, (3, 24)) + 0.01
+    inv = np.array([0, 0, 1, 2, 2, 1, 0])
+    group = np.arange(500) % 24
+    mu = lam[inv][:, group]
+    ref = ((c - mu) / np.sqrt(mu)).astype(np.float32)
+    got = pearson(c, lam, inv, group)
+    assert got.dtype == np.float32 and got.tobytes() == ref.tobytes()

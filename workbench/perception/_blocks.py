@@ -15,7 +15,7 @@ import numpy as np
 
 from workbench.perception import _kernels as K
 from workbench.perception._contrast import slow_residual
-from workbench.perception._counts import poisson_scan
+from workbench.perception._counts import pearson, poisson_scan
 from workbench.perception._qc import flags_block, glog  # the flag kernel (quality_flags)
 
 __all__ = ["glog", "flags_block", "scores_block", "residual", "slot_median", "city_scan_block", "POOL_CLIP"]
@@ -46,8 +46,9 @@ def _zone_reduce(v: np.ndarray, inv: np.ndarray, n_z: int, how: str) -> np.ndarr
 
 
 def _poisson_scores(x: np.ndarray, bad_mask: np.ndarray, *, codes: np.ndarray, slot: np.ndarray, steps_per_hour: int,
-                    scales: tuple[int, ...], effect_window: int) -> tuple[np.ndarray, ...]:
-    """z, score and effect of counts per hour (``anomaly_model: poisson``), pooled per zone.
+                    scales: tuple[int, ...], effect_window: int, gain: float = 1.0,
+                    direction: str = "both") -> tuple[np.ndarray, ...]:
+    """z, score and effect (float32) of counts per hour (``anomaly_model: poisson``), pooled per zone.
 
     The zone's count per step is scanned against its expectation (the zone's mean count per
     sensor in the step's hour of the day type, shrunk towards its overall rate, times the
@@ -56,8 +57,10 @@ def _poisson_scores(x: np.ndarray, bad_mask: np.ndarray, *, codes: np.ndarray, s
     :func:`~workbench.perception._counts.poisson_scan` (a signed root log-likelihood ratio,
     in standard-normal units). ``z`` is each sensor's Pearson residual, ``effect``
     the zone's relative excess ``(C − E) / E`` over a centred window of ``4 × effect_window``.
+    The score is already times ``gain`` with only the ``direction``'s signs kept.
     """
-    c = np.round(x / steps_per_hour)
+    c = np.divide(x, steps_per_hour)
+    np.round(c, out=c)
     c[bad_mask] = np.nan
     zones, inv = _zone_index(codes)
     n_z = len(zones)
@@ -87,11 +90,10 @@ def _poisson_scores(x: np.ndarray, bad_mask: np.ndarray, *, codes: np.ndarray, s
         shift = w // 2
         rel = (csum - esum) / esum
         rel = np.concatenate([rel[:, shift:], np.full((n_z, shift), np.nan)], axis=-1)
-        mu = lam[inv][:, group]
-        z = (c - mu) / np.sqrt(mu)
-    valid = ~np.isnan(c)
-    score = np.where(valid, score_z[inv], np.nan)
-    effect = np.where(valid, rel[inv], np.nan)
+    # numba, straight to float32 (the values of the NumPy expressions' casts, no full-size float64)
+    z = pearson(c, lam, inv, group)
+    score = K.expand(score_z, inv, c, gain=gain, direction=direction)  # NaN where the count is
+    effect = K.expand(rel, inv, c)
     return z, score, effect
 
 
@@ -147,21 +149,27 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
     bits = np.asarray(qc[0]) if qc else flags_block(x, codes=codes, **(flag_params or {}))
     if model == "poisson":
         z, score, effect = _poisson_scores(x, (bits & bad) != 0, codes=codes, slot=slot, steps_per_hour=steps_per_hour,
-                                           scales=scales, effect_window=effect_window)
+                                           scales=scales, effect_window=effect_window, gain=gain, direction=direction)
     else:
         r = residual(x, bits, slot=slot, n_slots=n_slots, transform=transform, bad=bad)
         with np.errstate(all="ignore"):
-            z = r / np.fmax(K.row_mad(r), floor)
+            den = np.fmax(K.row_mad(r), floor)
         if pool == "sensor":
-            score = K.scan_max(z, scales)
             effect = K.centered_median(r, effect_window, min_count=max(1, effect_window // 2))
+            z = np.divide(r, den, out=r)  # in place: r is not needed any more
+            score = K.scan_max(z, scales)
         else:
             zones, inv = _zone_index(codes)
-            # numba kernels (K.zone_mean_clipped, K.zone_median, K.expand): the values of the
+            # numba kernels (K.scale_pool, K.zone_median, K.expand): the values of the
             # bottleneck/NumPy zone reductions and np.where(valid, ...[inv], nan) without
             # full-size float64 temporaries
-            zbar = K.zone_mean_clipped(z, inv, len(zones), clip)  # |z| of one sensor at most ``clip`` (POOL_CLIP)
             rbar = K.zone_median(r, inv, len(zones))
+            if pool == "zone":  # z straight to float32 with its zone means (|z| of one sensor at most ``clip``)
+                z, zbar = K.scale_pool(r, den, inv, len(zones), clip)
+                del r
+            else:
+                z = np.divide(r, den, out=r)
+                zbar = K.zone_mean_clipped(z, inv, len(zones), clip)  # |z| of one sensor at most ``clip`` (POOL_CLIP)
             fast = K.centered_median(rbar, effect_window, min_count=max(1, effect_window // 2))
             effect = K.expand(fast, inv, z)
             if contrast_window:  # the zone's slow residual, for the city background (_contrast)
@@ -184,7 +192,7 @@ def scores_block(x: np.ndarray, *qc: np.ndarray, codes: np.ndarray, slot: np.nda
     if score.dtype != np.float32:
         score = _finish(score, gain, direction)
     effect = effect.astype(np.float32, copy=False)
-    out = (z.astype(np.float32), score, effect) + ((slow,) if contrast_window else ()) + ((rep,) if city else ())
+    out = (z.astype(np.float32, copy=False), score, effect) + ((slow,) if contrast_window else ()) + ((rep,) if city else ())
     return out if qc else (bits, *out)
 
 
@@ -212,6 +220,5 @@ def city_scan_block(rep: np.ndarray, z: np.ndarray, city: np.ndarray, *, codes: 
     first = _first_rows(inv, len(zones))
     with np.errstate(invalid="ignore"):
         d = rep[first].astype(np.float64) - np.asarray(city, dtype=np.float64)[first]
-    score = np.where(np.isnan(z), np.nan, K.scan_max(d, scales)[inv])
-    return _finish(score, gain, direction)
+    return K.expand(K.scan_max(d, scales), inv, z, gain=gain, direction=direction)  # one pass to float32
 

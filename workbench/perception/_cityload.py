@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.perception import _kernels as K
-from workbench.perception._blocks import _finish, _first_rows, _zone_index
+from workbench.perception._blocks import _first_rows, _zone_index
 
 __all__ = ["loading", "loading_scan_block", "CITY_MOVES"]
 
@@ -55,5 +55,4 @@ def loading_scan_block(rep: np.ndarray, z: np.ndarray, city: np.ndarray, *, code
     zb = rep[first].astype(np.float64)
     c = np.asarray(city, dtype=np.float64)[first[0]] if len(first) else np.empty(rep.shape[-1])
     d = zb - loading(zb, c)[:, None] * c[None, :]
-    score = np.where(np.isnan(z), np.nan, K.scan_max(d, scales)[inv])
-    return _finish(score, gain, direction)
+    return K.expand(K.scan_max(d, scales), inv, z, gain=gain, direction=direction)  # one pass to float32

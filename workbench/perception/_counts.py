@@ -7,7 +7,7 @@ import numpy as np
 
 from workbench.perception._kernels import _sliding_max
 
-__all__ = ["poisson_scan"]
+__all__ = ["poisson_scan", "pearson"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,3 +80,23 @@ def poisson_scan(counts: np.ndarray, expected: np.ndarray, scales: tuple[int, ..
     """
     return _poisson_scan(np.ascontiguousarray(counts, dtype=np.float64), np.ascontiguousarray(expected, dtype=np.float64),
                          np.asarray(scales, dtype=np.int64), float(min_frac), bool(overdispersion))
+
+
+@numba.njit(cache=True, nogil=True)
+def _pearson(c, lam, inv, group):  # pragma: no cover - compiled
+    n_s, n_t = c.shape
+    out = np.empty((n_s, n_t), dtype=np.float32)
+    for i in range(n_s):
+        k = inv[i]
+        for t in range(n_t):
+            mu = lam[k, group[t]]
+            out[i, t] = np.float32((c[i, t] - mu) / np.sqrt(mu))
+    return out
+
+
+def pearson(counts: np.ndarray, lam: np.ndarray, inv: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Pearson residual ``(C − μ) / √μ`` (float32) of each row's counts against its zone's
+    (``inv``) rate per hour group (``lam[zone, group]``): the values of
+    ``((c - lam[inv][:, group]) / np.sqrt(lam[inv][:, group])).astype(float32)`` in one pass."""
+    return _pearson(np.ascontiguousarray(counts, dtype=np.float64), np.ascontiguousarray(lam, dtype=np.float64),
+                    np.asarray(inv, dtype=np.int64), np.asarray(group, dtype=np.int64))

@@ -16,7 +16,7 @@ import numpy as np
 __all__ = [
     "MISSING", "GAP", "FLATLINE", "SPIKE", "OUT_OF_RANGE", "DUPLICATE", "DRIFT", "FILLED",
     "run_flags", "centered_median", "row_mad", "row_median", "diff_sigma", "scan_max", "long_runs",
-    "slot_center", "zone_mean_clipped", "zone_median", "expand", "block_means",
+    "slot_center", "zone_mean_clipped", "scale_pool", "zone_median", "expand", "block_means",
 ]
 
 MISSING, GAP, FLATLINE, SPIKE, OUT_OF_RANGE, DUPLICATE, DRIFT, FILLED = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -630,3 +630,40 @@ def block_means(d: np.ndarray, b: int) -> np.ndarray:
     """NaN-skipping mean of each run of ``b`` steps of each row (the last one may be shorter;
     NaN where a block has no value), shape (rows, ceil(T / b)): one pass, no padded copy."""
     return _block_means(np.ascontiguousarray(d, dtype=np.float64), int(b))
+
+
+@numba.njit(cache=True, nogil=True)
+def _scale_pool(r, den, members, bounds, clip):  # pragma: no cover - compiled
+    n_s, n_t = r.shape
+    n_z = bounds.shape[0] - 1
+    z = np.empty((n_s, n_t), dtype=np.float32)
+    zbar = np.empty((n_z, n_t))
+    s = np.empty(n_t)
+    c = np.empty(n_t, dtype=np.int64)
+    for k in range(n_z):
+        s[:] = 0.0
+        c[:] = 0
+        for p in range(bounds[k], bounds[k + 1]):  # the zone's rows in row order (bottleneck's nanmean order)
+            i = members[p]
+            d = den[i]
+            for t in range(n_t):
+                v = r[i, t] / d
+                z[i, t] = np.float32(v)
+                if not np.isnan(v):
+                    if v > clip:
+                        v = clip
+                    elif v < -clip:
+                        v = -clip
+                    s[t] += v
+                    c[t] += 1
+        for t in range(n_t):
+            zbar[k, t] = s[t] / c[t] if c[t] else np.nan
+    return z, zbar
+
+
+def scale_pool(r: np.ndarray, den: np.ndarray, inv: np.ndarray, n_z: int, clip: float) -> tuple[np.ndarray, np.ndarray]:
+    """``z = r / den`` (``den`` one value per row) as float32 and the zone means of the clipped
+    float64 ``z`` (:func:`zone_mean_clipped`) in one pass: the values of
+    ``(r / den).astype(float32)`` and ``zone_mean_clipped(r / den, ...)`` without the float64 ``z``."""
+    return _scale_pool(np.ascontiguousarray(r, dtype=np.float64), np.ascontiguousarray(den, dtype=np.float64).reshape(-1),
+                       *group_members(inv, n_z), float(clip))
