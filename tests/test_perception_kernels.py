@@ -83,6 +83,24 @@ def test_zone_kernels_equal_numpy():
         assert np.array_equal(K.zone_median(x, inv, 3)[k], med, equal_nan=True)
 
 
+def test_zone_median_takes_a_zeros_sign_as_the_row_order_sort():
+    rng = np.random.default_rng(11)
+    codes = np.repeat(np.arange(4), [7, 8, 1, 12])
+    r = rng.normal(0, 1, (len(codes), 700)).round(1)
+    r[rng.random(r.shape) < 0.2] = np.nan
+    r[:, 600:] = np.where(rng.random((len(codes), 100)) < 0.5, -0.0, 0.0)  # ties of signed zeros
+    r[:, 650:660] = np.nan
+    r[3, 10] = np.inf
+    got = K.zone_median(r, codes, 4)
+    for k in range(4):
+        for t in range(r.shape[1]):
+            v = sorted(x for x in r[codes == k, t] if not np.isnan(x))  # stable: row order among ties
+            m = len(v)
+            want = np.nan if m == 0 else v[m // 2] if m % 2 else 0.5 * (v[m // 2 - 1] + v[m // 2])
+            assert np.array_equal(got[k, t], want, equal_nan=True) and np.signbit(got[k, t]) == np.signbit(want)
+    assert np.signbit(got[:, 600:650]).any() and (got[:, 600:650] == 0).all()
+
+
 def test_scale_pool_equals_division_cast_and_zone_mean():
     r = _data(7, (9, 300)) * 20
     den = np.fmax(K.row_mad(r), 0.5) / 3

@@ -543,35 +543,80 @@ def zone_mean_clipped(z: np.ndarray, inv: np.ndarray, n_z: int, clip: float) -> 
 
 
 @numba.njit(cache=True, nogil=True)
-def _zone_median(r, members, bounds):  # pragma: no cover - compiled
+def _zone_median(r, members, bounds, pa, pb, nb):  # pragma: no cover - compiled
+    # per zone, tiles of T steps: the zone's rows copied into S (NaN -> +inf, sorting last) and
+    # sorted column-wise by the sorting network of the zone's size (comparators
+    # pa/pb[nb[n]:nb[n + 1]]; branch-free min/max over contiguous rows, as _small_median); the
+    # median of m finite values is sorted row m // 2 (or the mean of the two middle). Ties are
+    # equal values except a zero's sign: where the median is zero it is taken again by the
+    # stable insertion sort of the zone's values in row order (the sign that sort gives)
     n_z = bounds.shape[0] - 1
     n_t = r.shape[1]
     out = np.empty((n_z, n_t))
-    buf = np.empty(max(1, members.shape[0]))
+    T = 256
+    n_max = max(nb.shape[0] - 2, 1)
+    S = np.empty((n_max, T))
+    cnt = np.zeros(T, dtype=np.int64)
+    buf = np.empty(n_max)
     for k in range(n_z):
-        for t in range(n_t):
-            m = 0
-            for p in range(bounds[k], bounds[k + 1]):
-                v = r[members[p], t]
-                if not np.isnan(v):
-                    j = m  # insertion sort: a zone has a few rows
-                    while j > 0 and buf[j - 1] > v:
-                        buf[j] = buf[j - 1]
-                        j -= 1
-                    buf[j] = v
-                    m += 1
-            if m == 0:
-                out[k, t] = np.nan
-            elif m % 2:
-                out[k, t] = buf[m // 2]
-            else:
-                out[k, t] = 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+        n = bounds[k + 1] - bounds[k]
+        for t0 in range(0, n_t, T):
+            L = min(T, n_t - t0)
+            for j in range(L):
+                cnt[j] = 0
+            for q in range(n):
+                i = members[bounds[k] + q]
+                for j in range(L):
+                    v = r[i, t0 + j]
+                    if np.isnan(v):
+                        S[q, j] = np.inf
+                    else:
+                        S[q, j] = v
+                        cnt[j] += 1
+            for c in range(nb[n], nb[n + 1]):
+                a = pa[c]
+                b = pb[c]
+                for j in range(L):
+                    u = S[a, j]
+                    v = S[b, j]
+                    S[a, j] = min(u, v)
+                    S[b, j] = max(u, v)
+            for j in range(L):
+                m = cnt[j]
+                if m == 0:
+                    out[k, t0 + j] = np.nan
+                    continue
+                med = S[m // 2, j] if m % 2 else 0.5 * (S[m // 2 - 1, j] + S[m // 2, j])
+                if med == 0.0:
+                    m = 0
+                    for p in range(bounds[k], bounds[k + 1]):
+                        v = r[members[p], t0 + j]
+                        if not np.isnan(v):
+                            q = m
+                            while q > 0 and buf[q - 1] > v:
+                                buf[q] = buf[q - 1]
+                                q -= 1
+                            buf[q] = v
+                            m += 1
+                    med = buf[m // 2] if m % 2 else 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+                out[k, t0 + j] = med
     return out
+
+
+@lru_cache(maxsize=None)
+def _networks(n_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sorting networks of 0..``n_max`` values, concatenated: size ``n``'s comparators are
+    ``pa[nb[n]:nb[n + 1]]``, ``pb[nb[n]:nb[n + 1]]``."""
+    nets = [_sorting_network(n) if n > 1 else (np.empty(0, np.int64), np.empty(0, np.int64)) for n in range(n_max + 1)]
+    nb = np.r_[0, np.cumsum([len(a) for a, _ in nets])].astype(np.int64)
+    return np.concatenate([a for a, _ in nets]), np.concatenate([b for _, b in nets]), nb
 
 
 def zone_median(r: np.ndarray, inv: np.ndarray, n_z: int) -> np.ndarray:
     """Per zone and step, the NaN-skipping median over the zone's rows, shape (n_z, T)."""
-    return _zone_median(np.ascontiguousarray(r, dtype=np.float64), *group_members(inv, n_z))
+    members, bounds = group_members(inv, n_z)
+    n_max = int(np.diff(bounds).max()) if n_z else 0
+    return _zone_median(np.ascontiguousarray(r, dtype=np.float64), members, bounds, *_networks(n_max))
 
 
 @numba.njit(cache=True, nogil=True)
