@@ -68,3 +68,16 @@ def test_zone_order_keeps_variables_coords_and_values(env):
         assert out[v].attrs == env[v].attrs
         np.testing.assert_array_equal(out[v].values, env[v].values[order])
     assert zone_complete(sorted_codes, out["no2"].chunks[0])
+
+
+def test_blocks_keep_the_input_chunk_off_this_process(env, monkeypatch):
+    from workbench._options import scheduler_context
+
+    codes = zone_codes(env)
+    monkeypatch.setattr(_zoned, "BLOCK_BYTES", 1)
+    with scheduler_context("threads"):
+        local = zone_order(env, codes)[0]["no2"].chunks[0]
+    with scheduler_context("processes"):
+        away = zone_order(env, codes)[0]["no2"].chunks[0]
+    assert len(local) == 6  # one zone a block
+    assert away == _zone_chunks(np.sort(codes, kind="stable"), 12)  # the input's 12-sensor chunks

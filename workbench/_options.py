@@ -50,7 +50,7 @@ from contextlib import ExitStack, contextmanager
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-__all__ = ["worker_environ", 
+__all__ = ["worker_environ", "in_process",
     "set_options",
     "get_options",
     "scheduler_context",
@@ -318,6 +318,13 @@ def scheduler_context(
 
 
 atexit.register(_close_clients)
+
+
+def in_process() -> bool:
+    """Whether computations run in this process's threads: no :func:`scheduler_context` is
+    active, or it runs ``"threads"`` or ``"synchronous"`` (not processes or a cluster)."""
+    active = _ACTIVE.get()
+    return active is None or active in ("threads", "synchronous")
 
 
 def worker_environ() -> dict:

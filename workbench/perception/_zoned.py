@@ -30,7 +30,9 @@ import xarray as xr
 __all__ = ["zone_codes", "zone_map", "zone_order", "zone_complete", "gather_rows", "BLOCK_BYTES"]
 
 #: input bytes of a gathered zone-complete block, at most (whole zones, so a block may be
-#: larger, and never larger than the input's own sensor chunks)
+#: larger, and never larger than the input's own sensor chunks), when the computation runs in
+#: this process's threads; worker processes get blocks of the input's chunk size (fewer tasks
+#: and transfers: 1,000 sensors x 1 y on 2 workers took 13.4 s with 8 MiB blocks, 11.3 s without)
 BLOCK_BYTES = 2**23
 
 
@@ -56,6 +58,10 @@ def _zone_chunks(codes_sorted: np.ndarray, target: int) -> tuple[int, ...]:
 
 def _target(x: xr.DataArray | object, chunk: int) -> int:
     """Sensors per gathered block: the input's chunk, or fewer to stay within :data:`BLOCK_BYTES`."""
+    from workbench._options import in_process
+
+    if not in_process():
+        return int(chunk)
     row = int(np.prod(x.shape[1:])) * x.dtype.itemsize if len(x.shape) > 1 else x.dtype.itemsize
     return max(1, min(int(chunk), BLOCK_BYTES // max(1, row)))
 
