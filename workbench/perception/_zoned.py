@@ -4,7 +4,8 @@ The buddy checks compare each sensor with the *other sensors of its zone*, so a 
 every sensor of a zone in the block it sees. When the sensor axis is one chunk (or the data is
 in memory) the kernel runs on it as is. When it is split into several chunks, the sensors are
 put in zone order once (a gather), cut into chunks at zone boundaries of about the input's
-chunk size, mapped, and put back in their original order — one deliberate rechunk (DESIGN.md
+chunk size (at most :data:`BLOCK_BYTES` when computed in this process), mapped, and put back
+in their original order — one deliberate rechunk (DESIGN.md
 §5), so the result never depends on the chunking. Blocks that already hold whole zones (e.g.
 after :func:`zone_order`, which callers that do not need the original order use once, up
 front) are mapped as they are: no gather, no putting back.
