@@ -118,6 +118,20 @@ def _sorting_network(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array([a for a, _ in pairs], dtype=np.int64), np.array([b for _, b in pairs], dtype=np.int64)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _network(S, pa, pb, lo, hi, L):  # pragma: no cover - compiled
+    # comparators lo..hi of a sorting network over the rows of S, columns 0..L-1 (branch-free
+    # min/max over contiguous rows: SIMD)
+    for c in range(lo, hi):
+        a = pa[c]
+        b = pb[c]
+        for j in range(L):
+            u = S[a, j]
+            v = S[b, j]
+            S[a, j] = min(u, v)
+            S[b, j] = max(u, v)
+
+
 @numba.njit(cache=True, nogil=True)
 def _small_median(x, half, mc, pa, pb):  # pragma: no cover - compiled
     # centred moving median over w = 2*half+1 steps: each tile of T steps is copied as w
@@ -149,14 +163,7 @@ def _small_median(x, half, mc, pa, pb):  # pragma: no cover - compiled
             for k in range(w):
                 for j in range(L):
                     S[k, j] = buf[t0 + j + k]
-            for c in range(n_c):
-                a = pa[c]
-                b = pb[c]
-                for j in range(L):
-                    u = S[a, j]
-                    v = S[b, j]
-                    S[a, j] = min(u, v)
-                    S[b, j] = max(u, v)
+            _network(S, pa, pb, 0, n_c, L)
             if fin[t0 + L + w - 1] - fin[t0] == L + w - 1:  # every window of the tile is full
                 for j in range(L):
                     out[i, t0 + j] = S[half, j]
@@ -573,14 +580,7 @@ def _zone_median(r, members, bounds, pa, pb, nb):  # pragma: no cover - compiled
                     else:
                         S[q, j] = v
                         cnt[j] += 1
-            for c in range(nb[n], nb[n + 1]):
-                a = pa[c]
-                b = pb[c]
-                for j in range(L):
-                    u = S[a, j]
-                    v = S[b, j]
-                    S[a, j] = min(u, v)
-                    S[b, j] = max(u, v)
+            _network(S, pa, pb, nb[n], nb[n + 1], L)
             for j in range(L):
                 m = cnt[j]
                 if m == 0:

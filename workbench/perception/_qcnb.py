@@ -146,14 +146,7 @@ def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den, out, med_only=False):
                 for k in range(w):
                     for j in range(L):
                         S[k, j] = buf[t0 + j + k]
-                for c in range(n_c):
-                    a = pa[c]
-                    b = pb[c]
-                    for j in range(L):
-                        u = S[a, j]
-                        v = S[b, j]
-                        S[a, j] = min(u, v)
-                        S[b, j] = max(u, v)
+                K._network(S, pa, pb, 0, n_c, L)
                 for j in range(L):
                     t = t0 + j
                     m = fin[t + w] - fin[t]
