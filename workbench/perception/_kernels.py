@@ -132,6 +132,23 @@ def _network(S, pa, pb, lo, hi, L):  # pragma: no cover - compiled
             S[b, j] = max(u, v)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pad_row(row, buf, fin, half):  # pragma: no cover - compiled
+    # row into buf between half +inf pads on each side (NaN -> +inf: missing values sort
+    # last); fin[t] = how many finite values buf[:t] holds
+    n_t = row.shape[0]
+    for t in range(half):
+        buf[t] = np.inf
+        buf[n_t + half + t] = np.inf
+    for t in range(n_t):
+        v = row[t]
+        buf[t + half] = np.inf if np.isnan(v) else v
+    acc = 0
+    for t in range(n_t + 2 * half):
+        acc += buf[t] < np.inf
+        fin[t + 1] = acc
+
+
 @numba.njit(cache=True, nogil=True)
 def _small_median(x, half, mc, pa, pb):  # pragma: no cover - compiled
     # centred moving median over w = 2*half+1 steps: each tile of T steps is copied as w
@@ -147,17 +164,7 @@ def _small_median(x, half, mc, pa, pb):  # pragma: no cover - compiled
     S = np.empty((w, T))
     n_c = pa.shape[0]
     for i in range(n_s):
-        for t in range(half):
-            buf[t] = np.inf
-            buf[n_t + half + t] = np.inf
-        row = x[i]
-        for t in range(n_t):
-            v = row[t]
-            buf[t + half] = np.inf if np.isnan(v) else v
-        acc = 0
-        for t in range(n_t + 2 * half):
-            acc += buf[t] < np.inf
-            fin[t + 1] = acc
+        _pad_row(x[i], buf, fin, half)
         for t0 in range(0, n_t, T):
             L = min(T, n_t - t0)
             for k in range(w):

@@ -96,19 +96,10 @@ def _median_residual(x, half, mc, pa, pb, qa, qb, qm, den, out, med_only=False):
     n_q = qa.shape[0]
     scaled = den.shape[0] > 0
     for i in range(n_s):
-        for t in range(half):
-            buf[t] = np.inf
-            buf[n_t + half + t] = np.inf
         buf[n_t + 2 * half] = np.inf
         row = x[i]
         dv = den[i] if scaled else 1.0  # x / 1.0 is x
-        for t in range(n_t):
-            v = row[t]
-            buf[t + half] = np.inf if np.isnan(v) else v
-        acc = 0
-        for t in range(n_t + 2 * half):
-            acc += buf[t] < np.inf
-            fin[t + 1] = acc
+        K._pad_row(row, buf, fin, half)
         for t0 in range(0, n_t, T):
             L = min(T, n_t - t0)
             if fin[t0 + L + w - 1] - fin[t0] == L + w - 1 and half == 4 and not med_only:  # every window full, w = 9
