@@ -193,6 +193,19 @@ def phases(store: Path, *, warm: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def _relative(line: str, snapshot: Path | None) -> str:
+    """``line`` without this machine's paths (results are committed)."""
+    if snapshot is not None:
+        line = line.replace(str(snapshot), "<snapshot>")
+    return line.replace(str(ROOT), "<checkout>")
+
+
+def _library(stderr: str, snapshot: Path | None) -> str | None:
+    """Which library the child imported: the commit's snapshot or the checkout."""
+    lib = next((ln for ln in stderr.splitlines() if ln.endswith("__init__.py")), None)
+    return None if lib is None else _relative(lib, snapshot)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.out_of_core", description=__doc__.split("\n\n")[0])
     parser.add_argument("store", type=Path)
@@ -265,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
         "commit": args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                                 text=True).stdout.strip(),
-        "library": next((ln for ln in proc.stderr.splitlines() if ln.endswith("__init__.py")), None),
+        "library": _library(proc.stderr, snapshot),
         "note": args.note,
     }
     row["peak_over_input"] = round(row["peak_rss_mb"] * 2**20 / nbytes, 3)
@@ -273,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if proc.returncode == 0:
         row["outputs"] = check_outputs(args.out, days)
     else:
-        row["stderr_tail"] = proc.stderr.strip().splitlines()[-8:]
+        row["stderr_tail"] = [_relative(ln, snapshot) for ln in proc.stderr.strip().splitlines()[-8:]]
     if snapshot is not None:
         shutil.rmtree(snapshot, ignore_errors=True)
     print(json.dumps(row, indent=1))
