@@ -118,6 +118,14 @@ def gather_rows(x: dsa.Array, order: np.ndarray, chunks: Sequence[int], *, axis:
     return dsa.Array(graph, name, chunks=out_chunks, dtype=x.dtype, meta=x._meta)
 
 
+def _gathered(a: xr.DataArray, order: np.ndarray, chunks: Sequence[int]) -> xr.DataArray:
+    """``a.isel(sensor=order)`` in sensor blocks of ``chunks``, its data by :func:`gather_rows`."""
+    coords = {k: c for k, c in a.coords.items() if "sensor" not in c.dims}
+    coords.update({k: c.variable[{"sensor": order}] for k, c in a.coords.items() if "sensor" in c.dims})
+    data = gather_rows(a.data, order, chunks, axis=a.dims.index("sensor"))
+    return xr.DataArray(data, dims=a.dims, coords=coords, attrs=a.attrs, name=a.name).chunk({"sensor": tuple(chunks)})
+
+
 def _take_rows(blocks: list, positions: list, rows: list, n: int, axis: int) -> np.ndarray:
     first = np.asarray(blocks[0])
     shape = list(first.shape)
@@ -147,7 +155,7 @@ def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes:
         order = np.argsort(codes, kind="stable")
         target = _target(x0, max(x0.chunks[0]))
         chunks = _zone_chunks(codes[order], target)
-        arrays = [a.isel(sensor=order).chunk({"sensor": chunks, "time": -1}) for a in arrays]
+        arrays = [_gathered(a, order, chunks).chunk({"time": -1}) for a in arrays]
         codes_used = codes[order]
     else:
         codes_used = codes
@@ -177,7 +185,7 @@ def zone_map(func: Callable[..., object], arrays: Sequence[xr.DataArray], codes:
     if order is not None:
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
-        res = [r.isel(sensor=inverse).chunk({"sensor": x0.chunks[0]}) for r in res]
+        res = [_gathered(r, inverse, x0.chunks[0]) for r in res]
     return res
 
 
