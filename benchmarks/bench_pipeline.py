@@ -140,6 +140,22 @@ def _pandas_kpi(formula, params, zonal, frame, zone, hourly_index):
     return val.reindex(hourly_index, method="ffill")
 
 
+def pandas_state_of(df, zone, system, v, kpis, state, *, lap=lambda stage: None):
+    """The city-state twin of one variable: the hourly zone roll-up and completeness, and the
+    variable's KPI (``kpis``: ``{(system, variable): (kpi id, spec)}``), added to ``state``."""
+    from benchmarks.bench_analysis import rollup_frame
+    from workbench import registry
+
+    zonal, comp = rollup_frame(df, zone, registry.variable(v)["aggregation"])
+    state[v] = zonal.resample("1h").mean()
+    state[f"{v}_completeness"] = comp.resample("1h").mean()
+    lap("city_state")
+    if (system, v) in kpis:
+        kid, k = kpis[system, v]
+        state[kid] = _pandas_kpi(k["formula"], k["params"], zonal, df, zone, state[v].index)
+        lap("kpis")
+
+
 def _pipeline_pandas(ctx):
     """``workbench.run``'s heavy stages in plain pandas, one variable at a time (see
     docs/benchmarks.md, "The pandas twin of the pipeline"); returns the outputs and the
@@ -149,7 +165,7 @@ def _pipeline_pandas(ctx):
     import numpy as np
     import pandas as pd
 
-    from benchmarks.bench_analysis import _frame, _keys, rollup_frame
+    from benchmarks.bench_analysis import _frame, _keys
     from benchmarks.bench_perception import _pandas_flags_one, pandas_scores_one
     from workbench import registry
     from workbench.analysis.kpis import load_kpis
@@ -199,14 +215,7 @@ def _pipeline_pandas(ctx):
                     res = df / normal.clip(lower=0.1 * normal.mean(), axis=1) - 1.0
                 signals[v] = (res.T.groupby(zone).median().T, df.notna().T.groupby(zone).sum().T)  # median, readings
                 lap("zone_signals")
-            zonal, comp = rollup_frame(df, zone, registry.variable(v)["aggregation"])
-            state[v] = zonal.resample("1h").mean()
-            state[f"{v}_completeness"] = comp.resample("1h").mean()
-            lap("city_state")
-            if (system, v) in kpis:
-                kid, k = kpis[system, v]
-                state[kid] = _pandas_kpi(k["formula"], k["params"], zonal, df, zone, state[v].index)
-                lap("kpis")
+            pandas_state_of(df, zone, system, v, kpis, state, lap=lap)
             del df
     anomalies = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return {"state": state, "signals": signals, "anomalies": anomalies,

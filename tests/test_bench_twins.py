@@ -150,3 +150,65 @@ def test_a_cached_store_of_an_older_codec_is_stale(tmp_path, monkeypatch):
     assert not stale_chunks(store.write_city(city, tmp_path / "now.zarr", progress=False))
     monkeypatch.setattr(store, "_zarr_encoding", lambda city: {})  # zarr's default codec (zstd)
     assert stale_chunks(store.write_city(city, tmp_path / "zstd.zarr", progress=False))
+
+
+def test_city_state_twin_equals_the_workbench(small_store):
+    """The city_state stage's pandas twin does the state's work: every variable equal."""
+    from benchmarks.bench_integration import _state_pandas
+    from workbench.integration.state import city_state
+    from workbench.io import read_city
+
+    class Ctx:
+        store = small_store
+
+    out = _state_pandas(Ctx())
+    state = city_state(read_city(small_store)).compute()
+    assert set(out) == set(state.data_vars)
+    for name, frame in out.items():
+        want = state[name].transpose("time", "zone").to_pandas()[frame.columns]
+        np.testing.assert_allclose(frame.to_numpy(), want.to_numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_incidents_stage_inputs_are_the_runs_own(small_store, tmp_path, monkeypatch):
+    """The incidents stage, fed the cached products of the one pass, gives ``workbench.run``'s
+    incidents and alerts."""
+    import benchmarks.bench_integration as bi
+    import workbench
+
+    monkeypatch.setattr(bi, "prepare_store", lambda sensors, days: small_store)
+    monkeypatch.setattr(bi, "inputs_path", lambda sensors, days: tmp_path / "inputs.pkl")
+
+    class Ctx:
+        sensors, days = 1, 1
+
+        def open(self):
+            from workbench.io import read_city
+
+            return read_city(small_store)
+
+    assert bi.build_inputs(1, 1) == tmp_path / "inputs.pkl"
+    ctx = Ctx()
+    ctx.state = bi._inputs(ctx)
+    incidents, alerts = bi._incidents(ctx)
+    want = workbench.run(small_store, progress=False)
+    assert len(want.incidents) > 0
+    pd.testing.assert_frame_equal(incidents, want.incidents)
+    drop = [c for c in ("id", "identifier", "sent", "run_id") if c in alerts.columns]
+    pd.testing.assert_frame_equal(alerts.drop(columns=drop), want.alerts.drop(columns=drop))
+
+
+def test_summary_table_lists_every_stage_and_size(tmp_path):
+    """A measured row shows its numbers; a stage never measured says so instead of vanishing."""
+    import json
+
+    from benchmarks.summary import SIZES, STAGES, table
+
+    row = {"stage": "pipeline", "sensors": 1_000, "days": 365, "scheduler": "threads", "seconds": 8.44, "cpu_s": 13.2,
+           "peak_rss_mb": 358.4, "mem_ratio": 0.688, "vs_pandas": 11.43, "vs_floor": 30.53, "floor": "io", "commit": "abc1234"}
+    (tmp_path / "bench_pipeline.json").write_text(json.dumps([row]))
+    text = table(tmp_path)
+    lines = text.splitlines()[2:]
+    assert len(lines) == len(STAGES) * len(SIZES)
+    assert "| pipeline | 1,000 × 365 | threads | 8.44 | 13.2 | 358 | 0.688 | 11.4× | 30.5× io | abc1234 |" in lines
+    assert "| pipeline | 10,000 × 365 | — | not measured | | | | | | |" in lines
+    assert sum("not measured" in line for line in lines) == len(lines) - 1
