@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dask
+import numpy as np
 import xarray as xr
 
 from workbench import registry
@@ -163,7 +164,33 @@ def read_city(path: str | os.PathLike, *, chunks: dict | str | None = "store") -
         ds = tree[name]
         if ds.data_vars and ("sensor" not in ds.dims or "time" not in ds.dims):
             raise StoreError(f"{path}: node /{name} lacks the dims (sensor, time).")
-    return _load_small_coords(_canonical_order(tree))
+    tree = _canonical_order(tree)
+    if fmt == "zarr" and chunks == "store":
+        tree = _direct_reads(tree, path)
+    return _load_small_coords(tree)
+
+
+def _direct_reads(tree: xr.DataTree, path: Path) -> xr.DataTree:
+    """The systems' series read by :mod:`workbench.io._direct` (decoded straight into the
+    result) where the store's layout allows it and xarray would not transform the values."""
+    from workbench.io._direct import direct_array
+
+    nodes = {node.path: node.to_dataset(inherit=False) for node in tree.subtree}
+    for name in tree.children:
+        if name not in registry.SYSTEMS:
+            continue
+        ds = nodes[f"/{name}"]
+        for v, var in ds.data_vars.items():
+            enc = var.encoding
+            fill = enc.get("_FillValue", np.nan)
+            if (var.ndim != 2 or var.dtype.kind != "f" or "scale_factor" in enc or "add_offset" in enc
+                    or enc.get("dtype", var.dtype) != var.dtype or not (fill is None or np.isnan(fill))):
+                continue
+            arr = direct_array(path / name / str(v), name=f"{name}-{v}")
+            if arr is not None and arr.shape == var.shape and arr.dtype == var.dtype:
+                ds[v] = var.copy(deep=False, data=arr)
+        nodes[f"/{name}"] = ds
+    return xr.DataTree.from_dict(nodes, name=tree.name)
 
 
 def _canonical_order(tree: xr.DataTree) -> xr.DataTree:

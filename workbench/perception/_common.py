@@ -18,7 +18,7 @@ import xarray as xr
 from workbench import registry
 
 __all__ = [
-    "thresholds_for", "transform", "time_median", "median_over", "step_of", "steps", "data_variables",
+    "thresholds_for", "transform", "time_median", "median_over", "median_of_rows", "step_of", "steps", "data_variables",
     "append_history", "map_systems", "zone_neighbours", "QUALITY_KEYS",
 ]
 
@@ -98,6 +98,37 @@ def median_over(x: xr.DataArray, dim: str, *, dtype: Any = None) -> xr.DataArray
         x = x.chunk({d: -1 if d == dim else "auto" for d in x.dims})
     return xr.apply_ufunc(_nanmedian_last, x, input_core_dims=[[dim]], dask="parallelized",
                           output_dtypes=[x.dtype if dtype is None else dtype])
+
+
+def _valued_rows(a: np.ndarray) -> np.ndarray:
+    """The rows of a (rows, time) block that hold a value at some step."""
+    return a[~np.isnan(a).all(axis=1)]
+
+
+def _nanmedian_first(a: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return bn.nanmedian(a, axis=0)
+
+
+def median_of_rows(x: xr.DataArray, dim: str) -> xr.DataArray:
+    """Median along ``dim`` of a (``dim``, time) array, NaN-aware (lazy); equal to
+    :func:`median_over`. Rows that are NaN at every step count for nothing, so each block
+    drops them before the rows are gathered: a zone's value held in one of its sensors' rows
+    (``scores_block``'s ``rep``) then costs one row, not one per sensor."""
+    import dask.array as da
+    from dask import is_dask_collection
+
+    x = x.transpose(dim, ...)
+    if x.ndim != 2:
+        raise ValueError(f"median_of_rows needs a ({dim}, time) array, not dims {x.dims}.")
+    data = x.data
+    if is_dask_collection(data):
+        kept = data.map_blocks(_valued_rows, chunks=((np.nan,) * data.numblocks[0], data.chunks[1]), dtype=data.dtype)
+        out = da.blockwise(_nanmedian_first, "t", kept, "st", concatenate=True, dtype=data.dtype)
+    else:
+        out = _nanmedian_first(_valued_rows(np.asarray(data)))
+    other = x.dims[1]
+    return xr.DataArray(out, dims=(other,), coords={c: v for c, v in x.coords.items() if v.dims == (other,)})
 
 
 def time_median(x: xr.DataArray) -> xr.DataArray:

@@ -65,7 +65,7 @@ from workbench.perception._contrast import contrast
 from workbench.perception._cityload import loading_scan_block
 from workbench.perception._confirm import confirm
 from workbench.perception._nearby import nearby_hits, weak_mask
-from workbench.perception._common import (append_history, data_variables, map_systems, median_over, step_of, steps,
+from workbench.perception._common import (append_history, data_variables, map_systems, median_of_rows, step_of, steps,
                                           thresholds_for, zone_neighbours)
 from workbench.perception._intervals import departing, overlaps
 from workbench.perception._runs import empty_events, runs_to_events
@@ -144,7 +144,7 @@ def _scores_one(ds: xr.Dataset, name: str, codes: np.ndarray, key: xr.DataArray,
     if city:  # the zone against the city's median zone, at every scan scale: one reduction over every chunk
         rep = res[-1]
         scan = loading_scan_block if th["anomaly_city"] == "loading" else city_scan_block  # each zone's own loading
-        (score,) = zone_map(scan, [rep, z, median_over(rep, "sensor").broadcast_like(rep)], codes,
+        (score,) = zone_map(scan, [rep, z, median_of_rows(rep, "sensor").broadcast_like(rep)], codes,
                             dtypes=[np.float32], kwargs=dict(scales=scales, gain=kw["gain"], direction=kw["direction"]))
     if window:  # a zone against the city's least departing zone: one reduction over every chunk
         slow = res[3]
