@@ -26,6 +26,7 @@ from workbench import registry
 from workbench.integration import _detectors as det
 from workbench.integration._residuals import zone_residuals
 from workbench.perception._common import zone_neighbours
+from workbench.perception._intervals import shared_by_another
 
 __all__ = ["INCIDENT_KINDS", "INCIDENT_COLUMNS", "detect_incidents", "zone_signals"]
 
@@ -169,9 +170,10 @@ def _alone(an: pd.DataFrame) -> pd.DataFrame:
     for _, grp in an.groupby(["zone", "system"], sort=False):
         if grp["sensor"].nunique() < 2:
             continue
-        s, e, sens = grp["start"].to_numpy(), grp["end"].to_numpy(), grp["sensor"].astype(str).to_numpy()
-        shared = (s[:, None] <= e[None, :]) & (e[:, None] >= s[None, :]) & (sens[:, None] != sens[None, :])
-        keep[an.index.get_indexer(grp.index)] = ~shared.any(axis=1)
+        s = grp["start"].to_numpy("datetime64[ns]").astype(np.int64)
+        e = grp["end"].to_numpy("datetime64[ns]").astype(np.int64)
+        who = pd.factorize(grp["sensor"].astype(str))[0]
+        keep[an.index.get_indexer(grp.index)] = ~shared_by_another(s, e, who)
     return an[keep]
 
 
