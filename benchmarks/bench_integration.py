@@ -44,22 +44,13 @@ def _state_pandas(ctx):
     """Read each variable, roll it up to zones (hourly), with its KPI: the pipeline twin's
     read, city-state and KPI stages."""
     from benchmarks.bench_analysis import _frame
-    from benchmarks.bench_pipeline import pandas_state_of
-    from workbench import registry
+    from benchmarks.bench_pipeline import pandas_state_of, twin_variables
     from workbench.analysis.kpis import load_kpis
-    from workbench.io import read_city
 
     kpis = {(k["system"], k["variable"]): (kid, k) for kid, k in load_kpis().items()}
-    tree = read_city(ctx.store)
     state: dict = {}
-    for system in registry.SYSTEMS:
-        if system not in tree.children:
-            continue
-        ds = tree[system].to_dataset()
-        zone = ds["zone"].to_numpy()
-        for v in ds.data_vars:
-            if "time" in ds[v].dims:
-                pandas_state_of(_frame(ds, v), zone, system, v, kpis, state)
+    for system, ds, zone, v in twin_variables(ctx.store):
+        pandas_state_of(_frame(ds, v), zone, system, v, kpis, state)
     return state
 
 

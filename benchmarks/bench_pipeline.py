@@ -140,6 +140,23 @@ def _pandas_kpi(formula, params, zonal, frame, zone, hourly_index):
     return val.reindex(hourly_index, method="ffill")
 
 
+def twin_variables(store):
+    """``(system, dataset, zone labels, variable)`` of every series of the store, in the
+    registry's order: what the pandas twins loop over (each reads its own frames)."""
+    from workbench import registry
+    from workbench.io import read_city
+
+    tree = read_city(store)
+    for system in registry.SYSTEMS:
+        if system not in tree.children:
+            continue
+        ds = tree[system].to_dataset()
+        zone = ds["zone"].to_numpy()
+        for v in ds.data_vars:
+            if "time" in ds[v].dims:
+                yield system, ds, zone, v
+
+
 def pandas_state_of(df, zone, system, v, kpis, state, *, lap=lambda stage: None):
     """The city-state twin of one variable: the hourly zone roll-up and completeness, and the
     variable's KPI (``kpis``: ``{(system, variable): (kpi id, spec)}``), added to ``state``."""
@@ -162,14 +179,11 @@ def _pipeline_pandas(ctx):
     seconds of each stage (``stage_seconds`` in the row)."""
     import time as _time
 
-    import numpy as np
     import pandas as pd
 
     from benchmarks.bench_analysis import _frame, _keys
     from benchmarks.bench_perception import _pandas_flags_one, pandas_scores_one
-    from workbench import registry
     from workbench.analysis.kpis import load_kpis
-    from workbench.io import read_city
     from workbench.perception import DEFAULT_THRESHOLD
     from workbench.perception._common import thresholds_for
 
@@ -182,41 +196,33 @@ def _pipeline_pandas(ctx):
         clock[0] = now
 
     kpis = {(k["system"], k["variable"]): (kid, k) for kid, k in load_kpis().items()}
-    tree = read_city(ctx.store)
     tables, signals, state = [], {}, {}
-    for system in registry.SYSTEMS:
-        if system not in tree.children:
-            continue
-        ds = tree[system].to_dataset()
-        zone = ds["zone"].to_numpy()
-        for v in ds.data_vars:
-            if "time" not in ds[v].dims:
-                continue
-            clock[0] = _time.perf_counter()
-            df = _frame(ds, v)  # time × sensor, read from the store
-            lap("read")
-            min_effect = thresholds_for(v).get("anomaly_min_effect")
-            if min_effect is not None:  # detection: flags once, then the scores
-                bad = _pandas_flags_one(df, zone)
-                score, effect, z = pandas_scores_one(df, zone, bad)
-                lap("flags_scores")
-                hit = (score.abs() >= DEFAULT_THRESHOLD) & (effect.abs() >= min_effect)
-                merge = int(pd.Timedelta("1h") / (df.index[1] - df.index[0]))
-                t = pandas_runs(hit, z, score, merge=merge)
-                t["zone"] = pd.Series(zone, index=df.columns).reindex(t["sensor"]).to_numpy()
-                t["system"], t["variable"] = system, v
-                tables.append(t)
-                lap("anomaly_runs")
-            if v != "rainfall":  # residuals against the weekday/weekend slot median, zone medians
-                normal = df.groupby(_keys(df.index)).transform("median")
-                if v == "air_temperature":
-                    res = df - normal
-                else:
-                    res = df / normal.clip(lower=0.1 * normal.mean(), axis=1) - 1.0
-                signals[v] = (res.T.groupby(zone).median().T, df.notna().T.groupby(zone).sum().T)  # median, readings
-                lap("zone_signals")
-            pandas_state_of(df, zone, system, v, kpis, state, lap=lap)
-            del df
+    for system, ds, zone, v in twin_variables(ctx.store):
+        clock[0] = _time.perf_counter()
+        df = _frame(ds, v)  # time × sensor, read from the store
+        lap("read")
+        min_effect = thresholds_for(v).get("anomaly_min_effect")
+        if min_effect is not None:  # detection: flags once, then the scores
+            bad = _pandas_flags_one(df, zone)
+            score, effect, z = pandas_scores_one(df, zone, bad)
+            lap("flags_scores")
+            hit = (score.abs() >= DEFAULT_THRESHOLD) & (effect.abs() >= min_effect)
+            merge = int(pd.Timedelta("1h") / (df.index[1] - df.index[0]))
+            t = pandas_runs(hit, z, score, merge=merge)
+            t["zone"] = pd.Series(zone, index=df.columns).reindex(t["sensor"]).to_numpy()
+            t["system"], t["variable"] = system, v
+            tables.append(t)
+            lap("anomaly_runs")
+        if v != "rainfall":  # residuals against the weekday/weekend slot median, zone medians
+            normal = df.groupby(_keys(df.index)).transform("median")
+            if v == "air_temperature":
+                res = df - normal
+            else:
+                res = df / normal.clip(lower=0.1 * normal.mean(), axis=1) - 1.0
+            signals[v] = (res.T.groupby(zone).median().T, df.notna().T.groupby(zone).sum().T)  # median, readings
+            lap("zone_signals")
+        pandas_state_of(df, zone, system, v, kpis, state, lap=lap)
+        del df
     anomalies = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return {"state": state, "signals": signals, "anomalies": anomalies,
             "stage_seconds": {k: round(x, 3) for k, x in secs.items()}}
