@@ -79,3 +79,31 @@ def test_local_scheduler_limits_malloc_arenas_once(monkeypatch):
     want = [(-8, _memory.ARENAS), (-3, _memory.MMAP_THRESHOLD)]
     assert fake.calls == want
     assert _memory.limit_arenas(5) and fake.calls == want
+
+
+def test_trim_comes_sooner_after_growth(monkeypatch):
+    """Within the interval, a trim is due once the resident set grew by the threshold (and the
+    minimum interval passed); not before."""
+    from workbench import _memory
+
+    rss = [1_000]
+    monkeypatch.setattr(_memory, "resident_bytes", lambda: rss[0])
+    cb = _memory._Trim(interval=10.0, growth=500, min_interval=0.1)
+    t0 = cb.last
+    assert not cb._due(t0 + 0.5)  # no growth: wait for the interval
+    rss[0] = 1_600
+    assert not cb._due(t0 + 0.05)  # grown, but within the minimum interval
+    assert cb._due(t0 + 0.5)
+    rss[0] = 1_200
+    assert not cb._due(t0 + 0.5)  # less growth than the threshold
+    assert cb._due(t0 + 10.0)  # the interval alone
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="reads /proc")
+def test_resident_bytes_sees_an_allocation():
+    from workbench._memory import resident_bytes
+
+    before = resident_bytes()
+    block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    assert resident_bytes() - before > 48 * 2**20
+    del block

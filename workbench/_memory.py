@@ -6,13 +6,17 @@ compute was over, while its products weighed 182 MB. ``malloc_trim(0)`` returns 
 pages. Trimming on every free (distributed's ``MALLOC_TRIM_THRESHOLD_``) makes every
 temporary a fresh, page-faulted mapping (1.8× the CPU of perception's kernels, docs/scale.md);
 trimming at most once a second while tasks finish costs ~2 ms a call and keeps the resident
-set near what is alive. On other C libraries :func:`trimming` does nothing.
+set near what is alive; sooner (at most every 0.1 s) when the resident set has grown by
+64 MB since the last trim, which took ~25 MB off the 1,000-sensor year's peak at no CPU
+cost (trimming every 0.1 s regardless cost +6 % CPU). On other C libraries
+:func:`trimming` does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import platform
 import threading
 import time
@@ -72,20 +76,42 @@ def trim() -> bool:
     return True
 
 
+#: a trim comes sooner than its interval when the resident set grew this much since the last one
+GROWTH_BYTES = 64 * 2**20
+#: but never sooner than this many seconds after the last one
+MIN_INTERVAL = 0.1
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int:
+    """This process's resident set (Linux; 0 where ``/proc`` is absent)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
+
+
 class _Trim(Callback):
-    def __init__(self, interval: float):
+    def __init__(self, interval: float, growth: int = GROWTH_BYTES, min_interval: float = MIN_INTERVAL):
         super().__init__()
-        self.interval = interval
+        self.interval, self.growth, self.min_interval = interval, growth, min_interval
         self.last = time.monotonic()
+        self.after = resident_bytes()  # the resident set just after the last trim
         self.calls = 0
         self._lock = threading.Lock()
 
+    def _due(self, now: float) -> bool:
+        since = now - self.last
+        return since >= self.interval or (since >= self.min_interval and resident_bytes() > self.after + self.growth)
+
     def _posttask(self, key, result, dsk, state, worker_id):
         now = time.monotonic()
-        if now - self.last >= self.interval and self._lock.acquire(blocking=False):
+        if self._due(now) and self._lock.acquire(blocking=False):
             try:
                 self.last = now
                 self.calls += trim()
+                self.after = resident_bytes()
             finally:
                 self._lock.release()
 
@@ -95,8 +121,9 @@ class _Trim(Callback):
 
 @contextmanager
 def trimming(interval: float = 1.0) -> Iterator[_Trim | None]:
-    """Trim the C heap at most every ``interval`` seconds while local dask tasks finish, and
-    when each computation ends (yields the callback, or ``None`` where trimming is unavailable)."""
+    """Trim the C heap every ``interval`` seconds while local dask tasks finish (sooner after
+    :data:`GROWTH_BYTES` of growth), and when each computation ends (yields the callback, or
+    ``None`` where trimming is unavailable)."""
     if _LIBC is None:
         yield None
         return
