@@ -70,12 +70,10 @@ def direct_array(array_dir: str | Path, *, name: str):
     (n, m), (cn, cm) = lay["shape"], lay["chunks"]
     stamp = (array_dir / "zarr.json").stat().st_mtime_ns  # a rewritten store is another graph
     key = f"read-{name}-{tokenize(str(array_dir.resolve()), stamp, lay['chunks'])}"
-    dsk = {}
-    for i in range(-(-n // cn)):
-        for j in range(-(-m // cm)):
-            rows, cols = min(cn, n - i * cn), min(cm, m - j * cm)
-            dsk[(key, i, j)] = (read_chunk, str(array_dir / "c" / str(i) / str(j)), (cn, cm), lay["dtype"], lay["fill"], rows, cols)
+    rows = tuple(min(cn, n - a) for a in range(0, n, cn))  # chunk sizes along each axis
+    cols = tuple(min(cm, m - b) for b in range(0, m, cm))
+    dsk = {(key, i, j): (read_chunk, str(array_dir / "c" / str(i) / str(j)), (cn, cm), lay["dtype"], lay["fill"], r, c)
+           for i, r in enumerate(rows) for j, c in enumerate(cols)}
     with dask.annotate(retries=IO_RETRIES):
         graph = HighLevelGraph.from_collections(key, dsk, dependencies=())
-    chunks = (tuple(min(cn, n - i * cn) for i in range(-(-n // cn))), tuple(min(cm, m - j * cm) for j in range(-(-m // cm))))
-    return da.Array(graph, key, chunks=chunks, dtype=lay["dtype"])
+    return da.Array(graph, key, chunks=(rows, cols), dtype=lay["dtype"])
